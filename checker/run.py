@@ -1,0 +1,103 @@
+"""From a spec to verdicts with the explicit-state engine: build, compile, explore, judge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from checker.compile import Compiled, compile_flat
+from checker.explore import Exploration, Limits, Progress, explore
+from checker.flat import Flat, instantiate, slot_refs
+from checker.result import INCOMPLETE, PASS, VIOLATED, Result
+from checker.spec import Spec
+from checker.trace import Trace, build_trace
+
+
+@dataclass
+class Checked:
+    """An exploration with its verdicts, kept together for analyses and tests."""
+
+    spec: Spec
+    flat: Flat
+    compiled: Compiled
+    exploration: Exploration
+    results: list[Result]
+
+
+def expected_text(spec: Spec, prop: str) -> str | None:
+    e = spec.expected.get(prop)
+    return None if e is None else (VIOLATED if e else PASS)
+
+
+def check(spec: Spec, source: str, properties: list[str] | None = None,
+          limits: Limits = Limits(), progress: Progress | None = None) -> Checked:
+    """Explore a built spec once and judge every selected property."""
+    flat = instantiate(spec)
+    compiled = compile_flat(flat)
+    props = [p for p in spec.properties if properties is None or p.name in properties]
+    ex = explore(compiled, [p.name for p in props if p.kind != "lock_order"], limits, progress)
+    st = ex.stats
+    results = []
+    for p in props:
+        r = Result(spec.name, source, spec.variant, dict(spec.parameters), p.name, p.kind,
+                   "explicit", expected_text(spec, p.name), PASS, st.states, st.transitions,
+                   st.depth, st.seconds)
+        if p.kind == "lock_order":
+            _lock_order(ex, r, source)
+        elif p.name in ex.violations:
+            sid = ex.violations[p.name]
+            r.verdict = VIOLATED
+            r.trace = _trace(ex, sid, source, p.name, p.kind, p.doc)
+            if p.kind == "deadlock":
+                r.detail = describe_deadlock(ex, sid)
+        elif not ex.complete:
+            r.verdict, r.reason = INCOMPLETE, ex.stop_reason
+        results.append(r)
+    return Checked(spec, flat, compiled, ex, results)
+
+
+def _trace(ex: Exploration, sid: int, source: str, prop: str, kind: str, doc: str) -> Trace:
+    compiled = ex.compiled
+    t = build_trace(compiled, ex.path(sid), ex.states, source, prop, kind, doc)
+    expr = compiled.flat.properties.get(prop)
+    if expr is not None:
+        s = ex.states[sid]
+        t.witness = {compiled.flat.slots[i].name: compiled.flat.slots[i].type.show(s[i])
+                     for i in sorted(slot_refs(expr))}
+    return t
+
+
+def describe_deadlock(ex: Exploration, sid: int) -> str:
+    """Which processes are stuck where; the lockdep module adds the wait-for cycle."""
+    flat = ex.compiled.flat
+    s = ex.states[sid]
+    lines = ["no step is enabled; processes that have not finished:"]
+    for g in flat.spec.groups:
+        for i, slot in enumerate(flat.pc_slots[g.name]):
+            label = g.pc_type.show(s[slot])
+            if label != "done":
+                kern = next((st.kernel for st in g.steps if st.label == label), "")
+                lines.append(f"  {g.name}[{i}] blocked at {label}: {kern}")
+    try:
+        from checker import lockdep
+    except ImportError:
+        return "\n".join(lines)
+    extra = getattr(lockdep, "describe_wait_for", None)
+    if extra is not None:
+        more = extra(ex, sid)
+        if more:
+            lines.append(more)
+    return "\n".join(lines)
+
+
+def _lock_order(ex: Exploration, r: Result, source: str) -> None:
+    try:
+        from checker import lockdep
+    except ImportError:
+        r.verdict, r.reason = INCOMPLETE, "lock-order analysis (checker.lockdep) not available"
+        return
+    report: Any = lockdep.check_lock_order(ex, source)
+    if report.violated:
+        r.verdict, r.trace, r.detail = VIOLATED, report.trace, report.text
+    elif not ex.complete:
+        r.verdict, r.reason = INCOMPLETE, ex.stop_reason
