@@ -276,6 +276,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
               + "; final " + ", ".join(f"{k}={v}" for k, v in rep.model.final.items()))
         for d in rep.disagreements:
             print(f"DISAGREEMENT: {d}")
+    if rep.agrees and rep.model is None:
+        print("replay: the spec reproduces the failure (no model/ replay for this spec)")
+        return 0
     if rep.agrees:
         print("replay: spec and model agree on the failure")
         return 0

@@ -178,7 +178,7 @@ def _needs_check(t: Any, v: Expr) -> bool:
     if isinstance(t, BoolT):
         return v.sort != BOOL
     if isinstance(t, EnumT):
-        return not (v.sort == t)
+        return v.sort != t
     if isinstance(t, BVT):
         return not isinstance(v.sort, BVT)
     if isinstance(t, IntT):
@@ -224,7 +224,7 @@ def compile_flat(flat: Flat, params: dict[str, int] | None = None) -> Compiled:
     for name, e in list(flat.properties.items()) + [("__finished__", flat.finished)]:
         if e is None:
             continue
-        prop_src.append(f"def prop_{_ident(name)}(s):\n    return bool({g.py(fold(e, p, {}))})\n")
+        prop_src.append(f"def prop_{_ident(name)}(s):\n    return {g.py(fold(e, p, {}))}\n")
     for aid, gs in guard_src.items():
         prop_src.append(f"def guard_{aid}(s):\n    return bool({gs})\n")
     full = src + "\n" + "\n".join(prop_src)
@@ -249,6 +249,9 @@ def _emit_action(g: _Gen, flat: Flat, t: Transition, aid: int, guard: Expr, p: d
     dynamics: list[tuple[str, int, int, str]] = []
     for k, (tgt, val) in enumerate(t.updates):
         v = fold(val, p, cvals)
+        if isinstance(v, Const) and not _needs_check(tgt.type, v) and isinstance(tgt, Slot):
+            statics.append((tgt.index, str(v.value)))
+            continue
         out.append(f"{ind}v{k} = {g.py(v)}")
         if _needs_check(tgt.type, v):
             lo, hi = _bounds(tgt.type)
@@ -268,17 +271,35 @@ def _emit_action(g: _Gen, flat: Flat, t: Transition, aid: int, guard: Expr, p: d
             out.append(f"{ind}n[{slot}] = {v}")
         out.append(f"{ind}ap(({aid}, tuple(n)))")
         return out
-    statics.sort()
-    parts, prev = [], 0
-    for slot, v in statics:
-        if slot > prev:
-            parts.append(f"s[{prev}:{slot}]")
-        parts.append(f"({v},)")
-        prev = slot + 1
-    if prev < len(flat.slots):
-        parts.append(f"s[{prev}:]")
-    out.append(f"{ind}ap(({aid}, {' + '.join(parts)}))")
+    out.append(f"{ind}ap(({aid}, {_successor_tuple(dict(statics), len(flat.slots))}))")
     return out
+
+
+def _successor_tuple(changed: dict[int, str], n: int) -> str:
+    """Source for the successor tuple: a tuple display for short states (one allocation),
+    slices around the changed slots for long ones; runs of up to 3 unchanged slots inline."""
+    parts: list[str] = []
+    run: list[str] = []
+    k = 0
+    while k < n:
+        if k in changed:
+            run.append(changed[k])
+            k += 1
+            continue
+        end = k
+        while end < n and end not in changed:
+            end += 1
+        if end - k <= 3 or n <= 32:
+            run += [f"s[{j}]" for j in range(k, end)]
+        else:
+            if run:
+                parts.append("(" + ", ".join(run) + ",)")
+                run = []
+            parts.append(f"s[{k}:{end}]" if end < n else f"s[{k}:]")
+        k = end
+    if run:
+        parts.append("(" + ", ".join(run) + ",)")
+    return " + ".join(parts)
 
 
 def _bounds(t: Any) -> tuple[int, int]:

@@ -74,13 +74,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def explore(compiled: Compiled, properties: list[str] | None = None, limits: Limits = Limits(),
+def explore(compiled: Compiled, properties: list[str] | None = None, limits: Limits | None = None,
             progress: Progress | None = None, stop_when_all_violated: bool = True) -> Exploration:
     """Explore every reachable state breadth-first, checking the named properties.
 
     Invariants are checked on every state, final properties on states where every
     non-daemon process is done, deadlock freedom on states without successors.
     """
+    limits = limits or Limits()
     flat = compiled.flat
     kinds = {p.name: p.kind for p in flat.spec.properties}
     wanted = list(kinds) if properties is None else list(properties)
@@ -120,6 +121,7 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
                     violations.setdefault(n, sid)
                 finals = [(n, f) for n, f in finals if n not in violations]
 
+    max_states = limits.max_states if limits.max_states is not None else 1 << 62
     i = 0
     try:
         check_state(0, init)
@@ -132,15 +134,16 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
                     break
             s = states[i]
             nxt = succ(s)
-            if not nxt:
-                if deadlock_prop and ex.deadlock is None and not finished(s):
-                    ex.deadlock = i
-                    violations[deadlock_prop] = i
+            if not nxt and deadlock_prop and ex.deadlock is None and not finished(s):
+                ex.deadlock = i
+                violations[deadlock_prop] = i
             for aid, t in nxt:
                 transitions += 1
                 if t in index:
                     continue
                 sid = len(states)
+                if sid >= max_states:
+                    raise _StateLimit
                 index[t] = sid
                 states.append(t)
                 parent.append(i)
@@ -148,16 +151,11 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
                 if invariants or finals:
                     check_state(sid, t)
             i += 1
-            if (stop_when_all_violated and open_checks
-                    and len(violations) >= open_checks and properties is not None
-                    and all(n in violations for n in wanted)):
-                ex.stop_reason = "every property violated"
+            if stop_when_all_violated and open_checks and len(violations) >= open_checks:
+                ex.stop_reason = "every property already violated"
                 break
             if i % CHECK_EVERY == 0:
                 now = time.monotonic()
-                if limits.max_states is not None and len(states) >= limits.max_states:
-                    ex.stop_reason = f"state limit {limits.max_states}"
-                    break
                 if deadline is not None and now >= deadline:
                     ex.stop_reason = f"time limit {limits.max_seconds:g}s"
                     break
@@ -169,13 +167,17 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
                     progress(Stats(len(states), transitions, depth, now - t0, peak_rss_mib()))
         else:
             ex.complete = True
-        if limits.max_states is not None and len(states) > limits.max_states and ex.complete:
-            ex.complete, ex.stop_reason = False, f"state limit {limits.max_states}"
+    except _StateLimit:
+        ex.stop_reason = f"state limit {limits.max_states}"
     except KeyboardInterrupt:
         ex.stop_reason = "interrupted (Ctrl-C)"
         ex.complete = False
     ex.stats = Stats(len(states), transitions, depth, time.monotonic() - t0, peak_rss_mib())
     return ex
+
+
+class _StateLimit(Exception):
+    """Raised inside the hot loop when the state budget is spent."""
 
 
 def _lemma(compiled: Compiled, name: str) -> Callable[[tuple[int, ...]], bool]:

@@ -451,6 +451,10 @@ def _pair(a: Any, b: Any) -> tuple[Expr, Expr]:
         return a, lift(b, a.sort)
     if isinstance(b, Expr):
         return lift(a, b.sort), b
+    if isinstance(a, bool) and isinstance(b, bool):
+        return lift(a, BOOL), lift(b, BOOL)
+    if isinstance(a, int) and isinstance(b, int):
+        return lift(a, INT), lift(b, INT)
     raise SpecTypeError("at least one operand must be a spec expression")
 
 

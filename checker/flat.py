@@ -73,6 +73,15 @@ class Transition:
     def choices(self) -> tuple[Choice, ...]:
         return self.step.choices
 
+    def enabled(self, pc_type: VarType) -> Expr:
+        """The full enabling condition: at the step's label and the guard holds.
+
+        `guard` alone excludes the program-counter test, which the explicit engine
+        dispatches on; an engine that needs the whole condition uses this.
+        """
+        pc = Slot(self.pc_slot, f"{self.process}.pc", pc_type)
+        return Op("and", (Op("==", (pc, Const(self.pc_from, pc.sort)), BOOL), self.guard), BOOL)
+
     @property
     def locks(self) -> tuple[LockOp, ...]:
         return self.step.locks

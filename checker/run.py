@@ -30,12 +30,13 @@ def expected_text(spec: Spec, prop: str) -> str | None:
 
 
 def check(spec: Spec, source: str, properties: list[str] | None = None,
-          limits: Limits = Limits(), progress: Progress | None = None) -> Checked:
+          limits: Limits | None = None, progress: Progress | None = None) -> Checked:
     """Explore a built spec once and judge every selected property."""
     flat = instantiate(spec)
     compiled = compile_flat(flat)
     props = [p for p in spec.properties if properties is None or p.name in properties]
-    ex = explore(compiled, [p.name for p in props if p.kind != "lock_order"], limits, progress)
+    ex = explore(compiled, [p.name for p in props if p.kind != "lock_order"],
+                 limits or Limits(), progress)
     st = ex.stats
     results = []
     for p in props:
@@ -76,8 +77,10 @@ def describe_deadlock(ex: Exploration, sid: int) -> str:
         for i, slot in enumerate(flat.pc_slots[g.name]):
             label = g.pc_type.show(s[slot])
             if label != "done":
-                kern = next((st.kernel for st in g.steps if st.label == label), "")
-                lines.append(f"  {g.name}[{i}] blocked at {label}: {kern}")
+                kern = sorted({a.transition.step.kernel for a in ex.compiled.actions
+                               if a.process == f"{g.name}[{i}]"
+                               and a.transition.step.label == label})
+                lines.append(f"  {g.name}[{i}] blocked at {label}: {' / '.join(kern)}")
     try:
         from checker import lockdep
     except ImportError:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.compile import Compiled
-from checker.expr import BoolT, BVT, EnumT, IntT, VarType, contains
+from checker.expr import BVT, BoolT, EnumT, IntT, VarType, contains
 from checker.flat import Flat
 
 FORMAT_NOTE = "https://apalache-mc.org/docs/adr/015adr-trace.html"
@@ -184,7 +184,7 @@ def _first_diff(flat: Flat, a: tuple[int, ...], b: tuple[int, ...]) -> str:
 
 
 def _itf_value(v: Any) -> Any:
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, bool | str):
         return v
     if isinstance(v, int):
         return {"#bigint": str(v)} if abs(v) >= SAFE_INT else v
@@ -289,7 +289,8 @@ def from_itf(raw: Any, where: str = "trace") -> Trace:
             choice = _plain(m.get("choice", {}), sw)
             if not isinstance(choice, dict):
                 raise TraceError(f"{sw}: '#meta.choice' must be an object")
-            steps.append(TraceStep(str(_need(m, "process", str, sw)), str(_need(m, "step", str, sw)),
+            steps.append(TraceStep(str(_need(m, "process", str, sw)),
+                                   str(_need(m, "step", str, sw)),
                                    str(m.get("kernel", "")), str(m.get("note", "")), choice))
     params = _plain(meta.get("parameters", {}), where)
     if not isinstance(params, dict):

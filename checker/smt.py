@@ -1,0 +1,590 @@
+"""Translation of the Flat form to z3: states, transition relation, errors, properties.
+
+The SMT engine reads the same resolved expression trees as the explicit engine
+(`checker.flat.instantiate`); nothing here knows any particular spec. A state is one z3
+constant per slot (bools as z3 Bool, integers and enum codes as z3 Int, bit-vectors as z3
+BitVec). One step of the system is
+
+    act = t  =>  pc_t == from_t /\\ choices in domain /\\ guard_t /\\ ok_t
+    next[i]  =   ite(act = t1, value_t1_i, ite(act = t2, ..., cur[i]))
+
+where the chain for slot i lists only the transitions that may write it (everything
+else is the frame condition `next[i] = cur[i]`), and `ok_t` says that every value the
+step computes is defined (array index in range, no division by zero) and lies in its
+target's domain. Where the explicit engine raises a spec error, `error` is satisfiable:
+the SMT engine never silently wraps, clips or blocks an out-of-domain assignment.
+
+Definedness follows the compiled engine's evaluation order: `and`/`or`/`=>`/`ite`
+short-circuit, and an `and` (`or`) with an argument that reads no state is decided by
+that argument first, because `checker.compile.fold` folds it to a constant once choices
+and constants are substituted.
+
+Choices are fresh z3 variables per step constrained to their type's domain; spec
+constants (`Param`) are integers, or z3 constants bounded by the declared [lo, hi] when
+symbolic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from checker.expr import (
+    BOOL,
+    BVT,
+    INT,
+    BoolT,
+    ChoiceRef,
+    Const,
+    EnumT,
+    Expr,
+    IntT,
+    Op,
+    Param,
+    Slot,
+    SlotSelect,
+    Sort,
+    VarType,
+    _apply,
+    rebuild,
+    walk,
+)
+from checker.flat import Flat, Transition
+from checker.spec import SpecError
+
+ENUMERATE_CHOICES = 256  # choice domains up to this size are enumerated in `enabled`
+QE_MILLIS = 5000  # budget for eliminating a large choice domain from a guard
+
+ChoiceKey = tuple[str, VarType]
+State = list[z3.ExprRef]
+Choices = dict[ChoiceKey, z3.ExprRef]
+
+
+def z3_sort(s: Sort) -> z3.SortRef:
+    """The z3 sort of an expression sort (enums are their integer codes)."""
+    if s == BOOL:
+        return z3.BoolSort()
+    if isinstance(s, BVT):
+        return z3.BitVecSort(s.width)
+    return z3.IntSort()
+
+
+def in_domain(t: VarType, v: z3.ExprRef) -> z3.BoolRef:
+    """Whether a z3 value lies in a variable type's domain."""
+    if isinstance(t, IntT):
+        return z3.And(v >= t.lo, v <= t.hi)
+    if isinstance(t, EnumT):
+        return z3.And(v >= 0, v < len(t.names))
+    return z3.BoolVal(True)
+
+
+def literal(t: VarType | Sort, v: int) -> z3.ExprRef:
+    """A stored value (an int) as a z3 literal of the type's sort."""
+    if isinstance(t, BoolT) or t == BOOL:
+        return z3.BoolVal(bool(v))
+    if isinstance(t, BVT):
+        return z3.BitVecVal(v, t.width)
+    return z3.IntVal(v)
+
+
+def as_int(v: z3.ExprRef) -> int:
+    """A z3 model value back to the int the state tuple stores."""
+    if z3.is_bool(v):
+        return int(z3.is_true(v))
+    return int(v.as_long())  # type: ignore[attr-defined]
+
+
+def domain_size(t: VarType) -> int:
+    return len(t.values())
+
+
+def reads_state(e: Expr) -> bool:
+    """Whether an expression reads any slot (otherwise the compiler folds it)."""
+    return any(isinstance(n, Slot | SlotSelect) for n in walk(e))
+
+
+def prepare(e: Expr, params: Mapping[str, int]) -> Expr:
+    """Substitute the concrete constants and fold like `checker.compile.fold`.
+
+    Choices and symbolic constants stay; the folding mirrors the compiler so the
+    definedness of a guard (which subexpressions get evaluated) is the same.
+    """
+
+    def f(n: Expr) -> Expr | None:
+        if isinstance(n, Param):
+            return Const(params[n.name], INT) if n.name in params else n
+        if isinstance(n, Op):
+            args = tuple(rebuild(a, f) for a in n.args)
+            if n.op in ("and", "or"):
+                absorbing = 0 if n.op == "and" else 1
+                if any(isinstance(a, Const) and a.value == absorbing for a in args):
+                    return Const(absorbing, BOOL)
+                args = tuple(a for a in args if not isinstance(a, Const))
+                if not args:
+                    return Const(1 - absorbing, BOOL)
+                return args[0] if len(args) == 1 else Op(n.op, args, BOOL)
+            if n.op == "ite" and isinstance(args[0], Const):
+                return args[1] if args[0].value else args[2]
+            if all(isinstance(a, Const) for a in args):
+                mask = args[0].sort.mask if isinstance(args[0].sort, BVT) else None
+                try:
+                    return Const(_apply(n.op, [a.value for a in args], mask), n.sort)  # type: ignore[attr-defined]
+                except (ZeroDivisionError, ValueError):
+                    return Op(n.op, args, n.sort)  # left for the definedness check
+            return Op(n.op, args, n.sort)
+        if isinstance(n, SlotSelect):
+            return SlotSelect(n.base, n.size, rebuild(n.idx, f), n.name, n.type)
+        return None
+
+    return rebuild(e, f)
+
+
+class Translator:
+    """Expression trees to z3 terms over given state and choice vectors.
+
+    `term` returns (value, defined): `defined` is false exactly where the compiled engine
+    would raise (index out of range, division by zero, negative shift).
+    """
+
+    def __init__(self, params: Mapping[str, z3.ExprRef]) -> None:
+        self.params = params
+
+    def term(self, e: Expr, state: Sequence[z3.ExprRef],
+             choices: Mapping[ChoiceKey, z3.ExprRef] | None = None) -> tuple[z3.ExprRef,
+                                                                             z3.BoolRef]:
+        memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]] = {}
+        ch = choices or {}
+        return self._t(e, state, ch, memo)
+
+    def value(self, e: Expr, state: Sequence[z3.ExprRef],
+              choices: Mapping[ChoiceKey, z3.ExprRef] | None = None) -> z3.ExprRef:
+        return self.term(e, state, choices)[0]
+
+    def _t(self, e: Expr, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
+           memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
+        hit = memo.get(id(e))
+        if hit is not None:
+            return hit
+        r = self._node(e, s, ch, memo)
+        memo[id(e)] = r
+        return r
+
+    def _node(self, e: Expr, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
+              memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
+        true = z3.BoolVal(True)
+        if isinstance(e, Const):
+            return literal(e.sort, e.value), true  # type: ignore[arg-type]
+        if isinstance(e, Param):
+            if e.name not in self.params:
+                return z3.IntVal(e.value), true
+            return self.params[e.name], true
+        if isinstance(e, ChoiceRef):
+            return ch[(e.name, e.type)], true
+        if isinstance(e, Slot):
+            return s[e.index], true
+        if isinstance(e, SlotSelect):
+            idx, wd = self._t(e.idx, s, ch, memo)
+            v = s[e.base + e.size - 1]
+            for j in range(e.size - 2, -1, -1):
+                v = z3.If(idx == j, s[e.base + j], v)
+            return v, z3.And(wd, idx >= 0, idx < e.size)
+        if not isinstance(e, Op):
+            raise SpecError("smt", f"unresolved reference {e!r}")
+        return self._op(e, s, ch, memo)
+
+    def _op(self, e: Op, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
+            memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
+        op = e.op
+        if op in ("and", "or"):
+            return self._junction(e, s, ch, memo)
+        args = [self._t(a, s, ch, memo) for a in e.args]
+        v = [a[0] for a in args]
+        wds = [a[1] for a in args]
+        if op == "ite":
+            return z3.If(v[0], v[1], v[2]), z3.And(wds[0], z3.If(v[0], wds[1], wds[2]))
+        if op == "=>":
+            return z3.Implies(v[0], v[1]), z3.And(wds[0], z3.Implies(v[0], wds[1]))
+        wd = z3.And(*wds) if len(wds) > 1 else wds[0]
+        bv = e.args[0].sort if isinstance(e.args[0].sort, BVT) else None
+        match op:
+            case "not":
+                return z3.Not(v[0]), wd
+            case "+":
+                return v[0] + v[1], wd
+            case "-":
+                return v[0] - v[1], wd
+            case "*":
+                return v[0] * v[1], wd
+            case "//" | "%":
+                a, b = v
+                q = z3.If(b > 0, a / b, (-a) / (-b))
+                return (q if op == "//" else a - b * q), z3.And(wd, b != 0)
+            case "&":
+                return v[0] & v[1], wd
+            case "|":
+                return v[0] | v[1], wd
+            case "^":
+                return v[0] ^ v[1], wd
+            case "~":
+                return ~v[0], wd
+            case "<<" | ">>":
+                return self._shift(op, v[0], v[1], e.args[1].sort, bv, wd)  # type: ignore[arg-type]
+            case "bit":
+                i = e.args[1].value  # type: ignore[attr-defined]
+                return z3.Extract(i, i, v[0]) == 1, wd
+            case "==":
+                return v[0] == v[1], wd
+            case "!=":
+                return v[0] != v[1], wd
+            case "<" | "<=" | ">" | ">=":
+                return _compare(op, v[0], v[1], bv is not None), wd
+        raise SpecError("smt", f"unknown operator {op}")
+
+    def _shift(self, op: str, x: z3.ExprRef, y: z3.ExprRef, ysort: Sort, bv: BVT,
+               wd: z3.BoolRef) -> tuple[z3.ExprRef, z3.BoolRef]:
+        def sh(amount: z3.ExprRef) -> z3.ExprRef:
+            return x << amount if op == "<<" else z3.LShR(x, amount)
+
+        if isinstance(ysort, BVT):
+            return sh(y), wd
+        zero = z3.BitVecVal(0, bv.width)
+        return (z3.If(y >= bv.width, zero, sh(z3.Int2BV(y, bv.width))),
+                z3.And(wd, y >= 0))
+
+    def _junction(self, e: Op, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
+                  memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef,
+                                                                           z3.BoolRef]:
+        is_and = e.op == "and"
+        pure = [self._t(a, s, ch, memo) for a in e.args if not reads_state(a)]
+        impure = [self._t(a, s, ch, memo) for a in e.args if reads_state(a)]
+        vals = [self._t(a, s, ch, memo)[0] for a in e.args]
+        value = z3.And(*vals) if is_and else z3.Or(*vals)
+        # short-circuit over the arguments that read state, in order
+        wd: z3.BoolRef = z3.BoolVal(True)
+        for v, d in reversed(impure):
+            wd = z3.And(d, z3.Implies(v, wd) if is_and else z3.Implies(z3.Not(v), wd))
+        if pure:
+            decided = z3.Or(*[z3.Not(v) if is_and else v for v, _ in pure])
+            wd = z3.And(*[d for _, d in pure], z3.Or(decided, wd))
+        return value, wd
+
+
+def _compare(op: str, a: z3.ExprRef, b: z3.ExprRef, unsigned: bool) -> z3.BoolRef:
+    if unsigned:
+        return {"<": z3.ULT, "<=": z3.ULE, ">": z3.UGT, ">=": z3.UGE}[op](a, b)
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+@dataclass
+class Prepared:
+    """A transition with concrete constants substituted and folded."""
+
+    t: Transition
+    guard: Expr
+    updates: tuple[tuple[Slot | SlotSelect, Expr], ...]
+    keys: tuple[ChoiceKey, ...]
+
+
+@dataclass
+class Failure:
+    """Why a transition is a spec error in some state (decoded from a model)."""
+
+    transition: Transition
+    choice: dict[str, Any]
+    message: str
+
+
+class Encoding:
+    """The Flat form of one spec as z3 formulas over state vectors.
+
+    Formulas are built once over template vectors and instantiated per unrolling step by
+    substitution, so a deep unrolling costs no Python re-translation.
+    """
+
+    def __init__(self, flat: Flat, symbolic: Iterable[str] = ()) -> None:
+        self.flat = flat
+        consts = flat.spec.constants
+        sym = list(dict.fromkeys(symbolic))
+        for name in sym:
+            if name not in consts:
+                known = ", ".join(consts) or "none"
+                raise SpecError(f"spec {flat.spec.name}",
+                                f"--symbolic {name}: not a constant of the spec (constants: "
+                                f"{known})")
+        self.symbolic: dict[str, z3.ArithRef] = {n: z3.Int(n) for n in sym}
+        self.concrete: dict[str, int] = {n: p.value for n, p in consts.items() if n not in sym}
+        self.ranges: dict[str, tuple[int, int]] = {n: (consts[n].lo, consts[n].hi) for n in sym}
+        self.tr = Translator(self.symbolic)
+        self.prepared = [self._prepare(t) for t in flat.transitions]
+        self.keys: list[ChoiceKey] = list(dict.fromkeys(k for p in self.prepared for k in p.keys))
+        self.init_exprs = [prepare(e, self.concrete) for e in flat.init]
+        self.props = {n: None if e is None else prepare(e, self.concrete)
+                      for n, e in flat.properties.items()}
+        self.lemmas = {n: prepare(e, self.concrete) for n, e in flat.lemmas.items()}
+        self.finished_expr = prepare(flat.finished, self.concrete)
+        self.s = self.state("s")
+        self.c = self.choices("c")
+        self.act = z3.Int("act")
+        self.s2 = self.state("s'")
+        self._trans: z3.BoolRef | None = None
+        self._error: z3.BoolRef | None = None
+        self._enabled: z3.BoolRef | None = None
+        self._ok: dict[int, z3.BoolRef] = {}
+
+    # -- vectors
+    def state(self, tag: str) -> State:
+        return [z3.Const(f"{tag}|{info.name}", z3_sort(_sort(info.type)))
+                for info in self.flat.slots]
+
+    def choices(self, tag: str) -> Choices:
+        out: Choices = {}
+        names: set[str] = set()
+        for key in self.keys:
+            name = key[0] if key[0] not in names else f"{key[0]}#{len(names)}"
+            names.add(name)
+            out[key] = z3.Const(f"{tag}|{name}", z3_sort(_sort(key[1])))
+        return out
+
+    def _prepare(self, t: Transition) -> Prepared:
+        ups = tuple((tgt if isinstance(tgt, Slot) else prepare(tgt, self.concrete), prepare(v,
+                    self.concrete)) for tgt, v in t.updates)
+        keys = tuple((c.name, c.type) for c in t.choices)
+        return Prepared(t, prepare(t.guard, self.concrete), ups, keys)  # type: ignore[arg-type]
+
+    # -- instantiation of templates
+    def at(self, f: z3.ExprRef, s: State, c: Choices | None = None, act: z3.ExprRef | None = None,
+           s2: State | None = None) -> z3.ExprRef:
+        """A template formula instantiated on given vectors."""
+        pairs = list(zip(self.s, s, strict=True))
+        if c is not None:
+            pairs += [(self.c[k], c[k]) for k in self.keys]
+        if act is not None:
+            pairs.append((self.act, act))
+        if s2 is not None:
+            pairs += list(zip(self.s2, s2, strict=True))
+        return z3.substitute(f, *pairs) if pairs else f
+
+    # -- constraints
+    def params_ok(self) -> z3.BoolRef:
+        """The symbolic constants within their declared ranges."""
+        return z3.And(*[z3.And(v >= self.ranges[n][0], v <= self.ranges[n][1])
+                        for n, v in self.symbolic.items()])
+
+    def domain(self, s: State) -> z3.BoolRef:
+        """Every slot within its variable's domain."""
+        return z3.And(*[in_domain(info.type, s[info.index]) for info in self.flat.slots])
+
+    def choice_domain(self, c: Choices, keys: Iterable[ChoiceKey] | None = None) -> z3.BoolRef:
+        return z3.And(*[in_domain(k[1], c[k]) for k in (self.keys if keys is None else keys)])
+
+    def init(self, s: State) -> z3.BoolRef:
+        """s is the initial state (over the symbolic constants)."""
+        return z3.And(*[s[i] == self.tr.value(e, []) for i, e in enumerate(self.init_exprs)])
+
+    def init_error(self) -> z3.BoolRef:
+        """Some initial value is undefined or outside its variable's domain."""
+        bad = []
+        for info, e in zip(self.flat.slots, self.init_exprs, strict=True):
+            v, wd = self.tr.term(e, [])
+            bad.append(z3.Or(z3.Not(wd), z3.Not(in_domain(info.type, v))))
+        return z3.Or(*bad)
+
+    def ok(self, p: Prepared, s: State, c: Choices) -> z3.BoolRef:
+        """Evaluating p's guard, and if it holds its updates, raises no spec error."""
+        g, gwd = self.tr.term(p.guard, s, c)
+        parts = []
+        for tgt, val in p.updates:
+            v, wd = self.tr.term(val, s, c)
+            parts += [wd, in_domain(tgt.type, v)]
+            if isinstance(tgt, SlotSelect):
+                i, iwd = self.tr.term(tgt.idx, s, c)
+                parts += [iwd, i >= 0, i < tgt.size]
+        return z3.And(gwd, z3.Implies(g, z3.And(*parts)))
+
+    def _writes(self, p: Prepared, s: State, c: Choices) -> dict[int, z3.ExprRef]:
+        """New values of the slots p may write (dynamic writes first, statics win)."""
+        out: dict[int, z3.ExprRef] = {}
+        statics = []
+        for tgt, val in p.updates:
+            v = self.tr.value(val, s, c)
+            if isinstance(tgt, Slot):
+                statics.append((tgt.index, v))
+                continue
+            i = self.tr.value(tgt.idx, s, c)
+            for j in range(tgt.size):
+                slot = tgt.base + j
+                out[slot] = z3.If(i == j, v, out.get(slot, s[slot]))
+        out.update(statics)
+        return out
+
+    def trans(self) -> z3.BoolRef:
+        """Template T(s, c, act, s'): one transition fires, guard true, no spec error."""
+        if self._trans is None:
+            s, c, act = self.s, self.c, self.act
+            nxt: list[z3.ExprRef] = list(s)
+            parts = [act >= 0, act < len(self.prepared), self.choice_domain(c)]
+            for p in reversed(self.prepared):
+                t = p.t
+                g = self.tr.value(p.guard, s, c)
+                parts.append(z3.Implies(act == t.id, z3.And(s[t.pc_slot] == t.pc_from, g,
+                                                             self.ok(p, s, c))))
+                for slot, v in self._writes(p, s, c).items():
+                    nxt[slot] = z3.If(act == t.id, v, nxt[slot])
+            parts += [self.s2[i] == nxt[i] for i in range(len(s))]
+            self._trans = z3.And(*parts)
+        return self._trans
+
+    def error(self) -> z3.BoolRef:
+        """Template E(s, c): some transition at its label raises a spec error."""
+        if self._error is None:
+            s, c = self.s, self.c
+            self._error = z3.Or(*[
+                z3.And(s[p.t.pc_slot] == p.t.pc_from, self.choice_domain(c, p.keys),
+                       z3.Not(self.ok(p, s, c))) for p in self.prepared])
+        return self._error
+
+    def enabled(self) -> z3.BoolRef:
+        """Template: some transition's guard holds for some choice value (choices removed)."""
+        if self._enabled is None:
+            s, c = self.s, self.c
+            parts = []
+            for p in self.prepared:
+                g = self.tr.value(p.guard, s, c)
+                parts.append(z3.And(s[p.t.pc_slot] == p.t.pc_from, self._exists(p.keys, g)))
+            self._enabled = z3.Or(*parts)
+        return self._enabled
+
+    def _exists(self, keys: tuple[ChoiceKey, ...], g: z3.BoolRef) -> z3.BoolRef:
+        if not keys:
+            return g
+        size = 1
+        for k in keys:
+            size *= domain_size(k[1])
+        if size <= ENUMERATE_CHOICES:
+            combos = itertools.product(*[[literal(k[1], v) for v in k[1].values()] for k in keys])
+            return z3.Or(*[z3.substitute(g, *[(self.c[k], v) for k, v in zip(keys, combo,
+                                                                                strict=True)])
+                           for combo in combos])
+        ex = z3.Exists([self.c[k] for k in keys], z3.And(self.choice_domain(self.c, keys), g))
+        try:
+            goals = z3.TryFor(z3.Tactic("qe"), QE_MILLIS)(ex)
+            qf = goals.as_expr()
+        except z3.Z3Exception:
+            return ex
+        return ex if _has_quantifier(qf) else qf
+
+    def finished(self) -> z3.BoolRef:
+        return self.tr.value(self.finished_expr, self.s)
+
+    def holds(self, name: str) -> z3.BoolRef:
+        """Template: property `name` holds in state s (deadlock: finished or enabled)."""
+        kind = self.flat.spec.property(name).kind
+        if kind == "deadlock":
+            return z3.Or(self.finished(), self.enabled())
+        e = self.props[name]
+        assert e is not None
+        v = self.tr.value(e, self.s)
+        return z3.Implies(self.finished(), v) if kind == "final" else v
+
+    def prop_error(self, name: str) -> z3.BoolRef:
+        """Template: evaluating property `name` in s raises (index out of range)."""
+        kind = self.flat.spec.property(name).kind
+        e = self.props.get(name)
+        if e is None:
+            return z3.BoolVal(False)
+        wd = self.tr.term(e, self.s)[1]
+        return z3.And(self.finished(), z3.Not(wd)) if kind == "final" else z3.Not(wd)
+
+    def lemma(self, name: str) -> z3.BoolRef:
+        return self.tr.value(self.lemmas[name], self.s)
+
+    def sum_expr(self, e: Expr) -> z3.ExprRef:
+        """Template: an integer expression (queries) over s."""
+        return self.tr.value(prepare(e, self.concrete), self.s)
+
+    # -- decoding
+    def decode_state(self, m: z3.ModelRef, s: State) -> tuple[int, ...]:
+        return tuple(as_int(m.eval(v, model_completion=True)) for v in s)
+
+    def decode_params(self, m: z3.ModelRef) -> dict[str, int]:
+        return {n: as_int(m.eval(v, model_completion=True)) for n, v in self.symbolic.items()}
+
+    def decode_choice(self, m: z3.ModelRef, t: Transition, c: Choices) -> tuple[dict[str, int],
+                                                                                dict[str, Any]]:
+        """The choice values of t in a model: (name -> stored int, name -> display value)."""
+        raw: dict[str, int] = {}
+        shown: dict[str, Any] = {}
+        for ch in t.choices:
+            v = as_int(m.eval(c[(ch.name, ch.type)], model_completion=True))
+            raw[ch.name] = v
+            shown[ch.name] = ch.type.show(v)
+        return raw, shown
+
+    def decode_act(self, m: z3.ModelRef, act: z3.ExprRef) -> Transition:
+        return self.flat.transitions[as_int(m.eval(act, model_completion=True))]
+
+    def explain_error(self, m: z3.ModelRef, s: State, c: Choices) -> Failure:
+        """Which transition raises in the model's state, worded like the explicit engine."""
+        state = self.decode_state(m, s)
+        for p in self.prepared:
+            t = p.t
+            if state[t.pc_slot] != t.pc_from:
+                continue
+            if not z3.is_true(m.eval(z3.Not(self.ok(p, s, c)), model_completion=True)):
+                continue
+            raw, shown = self.decode_choice(m, t, c)
+            where = f"process {t.process}: step {t.step.label}"
+            desc = t.step.kernel + (f" [{t.step.note}]" if t.step.note else "")
+            if shown:
+                desc += " {" + ", ".join(f"{k}={v}" for k, v in shown.items()) + "}"
+            return Failure(t, shown, f"{where} ({desc}): {self._which(m, p, s, c)}")
+        raise AssertionError("explain_error: no failing transition in the model")
+
+    def _which(self, m: z3.ModelRef, p: Prepared, s: State, c: Choices) -> str:
+        def ev(x: z3.ExprRef) -> z3.ExprRef:
+            return m.eval(x, model_completion=True)
+
+        g, gwd = self.tr.term(p.guard, s, c)
+        if not z3.is_true(ev(gwd)):
+            return f"evaluating the guard {p.guard!r} fails (index out of range or division " \
+                   "by zero)"
+        for tgt, val in p.updates:
+            v, wd = self.tr.term(val, s, c)
+            if not z3.is_true(ev(wd)):
+                return f"evaluating {val!r} fails (index out of range or division by zero)"
+            if not z3.is_true(ev(in_domain(tgt.type, v))):
+                return f"assigns {as_int(ev(v))} to {tgt.name}, outside its domain"
+            if isinstance(tgt, SlotSelect):
+                i = ev(self.tr.value(tgt.idx, s, c))
+                if not z3.is_true(ev(z3.And(i >= 0, i < tgt.size))):
+                    return f"index {as_int(i)} out of range for {tgt.name}"
+        return "raises a spec error"
+
+
+def _sort(t: VarType) -> Sort:
+    if isinstance(t, BoolT):
+        return BOOL
+    if isinstance(t, BVT):
+        return t
+    return INT
+
+
+def _has_quantifier(e: z3.ExprRef) -> bool:
+    todo = [e]
+    seen: set[int] = set()
+    while todo:
+        x = todo.pop()
+        if x.get_id() in seen:
+            continue
+        seen.add(x.get_id())
+        if z3.is_quantifier(x):
+            return True
+        todo.extend(x.children())
+    return False
+
+
+__all__ = ["Encoding", "Failure", "Translator", "as_int", "literal", "prepare", "z3_sort"]

@@ -1,0 +1,105 @@
+"""What each scheduling point of the reference implementation costs, in seconds.
+
+The timing layer runs ``model/vfio.py`` at the granularity of one *unit* of 256 base pages
+(1 MiB): the model's "page" is a unit, its batch holds ``BATCH_UNITS`` = 2 units (the
+kernel's VFIO_BATCH_MAX_CAPACITY = PAGE_SIZE / sizeof(struct page *) = 512 pages) and a
+physically contiguous run is ``RUN_UNITS`` = 2 units (one 2 MiB huge page);
+LOCKED_VM_CACHE_PAGES is given in units. Nothing in the algorithm depends on the page
+count other than linearly, except what these sizes keep exactly: one GUP call (one
+mmap_lock read hold) per 512 pages, and the end of a contiguous run, where
+vfio_pin_pages_remote calls vfio_lock_acct, at each huge page. (A unit of a whole huge
+page with a one-unit batch would not do: vfio_pin_pages_remote treats a leftover batch
+of size 1 at offset 0 as a possible VM_PFNMAP pfn, drops it and pins it again.)
+
+Costs per unit come from the machine's single-thread per-page costs (``machines.py``)
+and from the few fitted ``Params``:
+
+- ``gup``: pin_user_pages_remote of one unit, under the mmap_lock reader;
+- ``fault``: faulting the unit in when QEMU did not preallocate (qthr = 0): allocation and
+  clear_huge_page, also under the reader; it streams 2 MiB of stores, so concurrent
+  faults share the DRAM bandwidth (``fault_parallel``: how many run at full speed);
+- ``page_step``: vfio_pin_pages_remote's per-page loop over the unit (vfio_find_vpfn,
+  the RLIMIT check or the cache draw), outside mmap_lock;
+- ``iommu_map``: vfio_iommu_map of the unit, outside mmap_lock;
+- ``write_cs``: the mmap_lock writer's critical section in vfio_lock_acct;
+- ``wake``: mean latency from a sleeping waiter being woken to it running;
+- ``jitter``: log-normal spread of the per-unit work (page placement, cache misses).
+
+The outside-the-lock work (``page_step + iommu_map``) is the same for both backings (same
+number of pages, same IOMMU); the rest of the faulted per-page cost is GUP, so THP's much
+slower GUP (per-4K follow_page under the pmd lock) is all under the reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from model.perf.machines import PAGE_SIZE, Machine
+
+UNIT_PAGES = 256
+UNIT_BYTES = UNIT_PAGES * PAGE_SIZE
+BATCH_UNITS = 2
+RUN_UNITS = 2
+RWSEM_WAIT_TIMEOUT = 4e-3
+"""kernel/locking/rwsem.c: DIV_ROUND_UP(HZ, 250) jiffies, 4 ms: a writer first in the queue
+that waited this long sets RWSEM_FLAG_HANDOFF and new lockers may no longer steal."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """The fitted, machine-independent parameters (see fit.py for which rows fit them)."""
+
+    out_frac: float = 0.5
+    """Share of the faulted hugetlb per-page cost spent outside mmap_lock."""
+    wake_us: float = 5.0
+    write_cs_us: float = 1.0
+    bw_eff: float = 0.3
+    """Share of peak DRAM bandwidth that concurrent page zeroing reaches."""
+    jitter: float = 0.2
+    wake_each_us: float = 0.0
+    """Waker's cost per task in wake_up_q (try_to_wake_up, an IPI to an idle CPU)."""
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """Seconds per scheduling point for one machine, backing and prefault setting."""
+
+    gup: float
+    fault: float
+    fault_parallel: float
+    page_step: float
+    iommu_map: float
+    write_cs: float
+    wake: float
+    jitter: float
+    wake_each: float = 0.0
+    spin: float = 50e-9
+    handoff: float = RWSEM_WAIT_TIMEOUT
+
+    @property
+    def single_thread_unit(self) -> float:
+        """A unit's cost on the base kernel (one writer per run, nobody to wait for)."""
+        return (self.gup + self.fault + self.page_step + self.iommu_map
+                + self.write_cs / RUN_UNITS)
+
+
+def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCosts:
+    """Split the machine's single-thread per-page cost into the scheduling points' costs."""
+    per_page = m.per_page[backing]
+    out_unit = p.out_frac * m.per_page["hugetlb"].faulted * UNIT_PAGES
+    write_cs = p.write_cs_us * 1e-6
+    faulted_unit = per_page.faulted * UNIT_PAGES
+    gup = max(faulted_unit - out_unit - write_cs / RUN_UNITS, 0.05 * faulted_unit)
+    fault = 0.0 if prefaulted else per_page.fault * UNIT_PAGES
+    if fault > 0:
+        single_rate = UNIT_BYTES / fault
+        fault_parallel = max(p.bw_eff * m.memory_bandwidth / single_rate, 1.0)
+    else:
+        fault_parallel = float("inf")
+    return UnitCosts(gup=gup, fault=fault, fault_parallel=fault_parallel,
+                     page_step=out_unit / 2, iommu_map=out_unit / 2, write_cs=write_cs,
+                     wake=p.wake_us * 1e-6, jitter=p.jitter,
+                     wake_each=p.wake_each_us * 1e-6)

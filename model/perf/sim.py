@@ -1,0 +1,356 @@
+"""Discrete-event timing of the reference implementation (simpy).
+
+Every model thread of ``model/vfio.py`` (the MAP_DMA caller running vfio_pin_map_dma and
+padata_do_multithreaded, and one padata_mt_helper per queued kworker) runs as a simpy
+process. The process advances its generator to the next scheduling point, then holds
+simulated time for the work done in that segment, priced from the model's own counters
+(``mm.pages_pinned``, ``ctx.metrics.iommu_maps``, ``mm.account_calls``) and the step
+label (``page``): see ``costs.py``. No part of the algorithm is re-implemented here: which
+lock is taken when, how the cache is refilled, drawn and released, and how padata hands
+out chunks is whatever the model code does.
+
+Because a segment's time is held *after* its yield, work ends up on the right side of the
+locks: the segment that ends at ``Point("mmap_lock read")`` took the reader and pinned the
+batch, so the batch's GUP (and fault) time is spent holding the reader; the write-side
+critical section likewise; vfio_iommu_map's time is spent before the next lock attempt.
+
+Waiting follows the rwsem twin (``model/rwsem.py``): a thread whose poll reports WAIT
+sleeps until the twin says it can succeed (it was granted the read lock by
+rwsem_mark_wake, or it is the head writer and the lock is free), then takes a wake-up
+latency before it polls again, which is the window in which a newcomer can steal the
+lock. The twin leaves out RWSEM_FLAG_HANDOFF (it only removes interleavings, so the
+checker does not need it), but it bounds how long a writer can be overtaken, so the
+timing layer applies it: once the head writer has waited RWSEM_WAIT_TIMEOUT, threads about
+to take mmap_lock are held back until that writer got it.
+
+Scale: 1 model page = 1 unit of 256 base pages, a batch is 2 units (512 pages) and a huge
+page 2 units, see ``costs.py``. The model gives pages consecutive pfns (one physically
+contiguous range); real huge pages are contiguous only within themselves, so the timing
+layer hands the model a page array whose pfns leave a gap after every huge page
+(``HugepagePages``): each vfio_pin_pages_remote call then ends at a huge page boundary,
+as on the measured systems (where successive huge pages are rarely physically adjacent).
+
+Large jobs are simulated up to a budget of units and the rest is extrapolated at the rate
+measured over the second half of the simulated part (``TimedRun.run``); every reported
+result says whether it was extrapolated.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import simpy
+
+from model.mm import PFN_BASE, MmStruct, Page, PageKind, Task
+from model.padata import PadataMtJobState, PadataWork, padata_mt_helper
+from model.perf.costs import BATCH_UNITS, RUN_UNITS, UNIT_PAGES, UnitCosts
+from model.rwsem import WRITE
+from model.schedule import Blocked, Step
+from model.vfio import Ctx, NoFaults, Thread, VfioDma, VfioIommu, vfio_pin_map_dma
+from model.vfio_variants import variant
+
+MIN_CHUNK_UNITS = (128 << 20) // (UNIT_PAGES * 4096)
+"""The RFC's padata min_chunk for VFIO, 128M, in units."""
+LOAD_BALANCE_FACTOR = 4
+LOCK_STEPS = frozenset({"gup", "out", "refill", "release"})
+"""Step labels after which the thread's next action is an mmap_lock acquisition."""
+
+
+class UnitPage(Page):
+    """A unit whose pfn leaves a gap after each physically contiguous run."""
+
+    def __init__(self, index: int, pfn_offset: int) -> None:
+        super().__init__(index, PageKind.NORMAL)
+        self._pfn = PFN_BASE + pfn_offset
+
+    @property
+    def pfn(self) -> int:  # type: ignore[override]
+        return self._pfn
+
+
+class HugepagePages(Sequence[Page]):
+    """mm.pages for the timing layer: user-address index -> unit, and pfn offset -> unit.
+
+    model.mm looks pages up by user address (``mm.pages[vaddr]``) and by pfn
+    (``mm.pages[pfn - PFN_BASE]``). Unit ``i`` gets pfn offset ``base + i + i // run``
+    (a gap after every ``run`` units), with ``base`` above every address index, so the
+    two kinds of lookup never collide.
+    """
+
+    def __init__(self, units: int, run: int = 1) -> None:
+        self.run = run
+        self.base = 2 * units + 2
+        self._pages = [UnitPage(i, self.base + i + i // run) for i in range(units)]
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def __iter__(self) -> Iterator[Page]:
+        return iter(self._pages)
+
+    @overload
+    def __getitem__(self, k: int) -> Page: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[Page]: ...
+
+    def __getitem__(self, k: int | slice) -> Page | Sequence[Page]:
+        if isinstance(k, slice):
+            return self._pages[k]
+        if k < self.base:
+            return self._pages[k]
+        m = k - self.base
+        return self._pages[m - m // (self.run + 1)]
+
+
+def padata_chunk_units(units: int, max_threads: int, align_units: int = RUN_UNITS) -> int:
+    """padata_do_multithreaded's chunk size for the VFIO job, in units.
+
+    nworks = min(size / min_chunk, max_threads); chunk = max(size / (nworks * 4),
+    min_chunk) rounded up to the alignment (the RFC aligns to the huge page here).
+    """
+    nworks = max(min(units // MIN_CHUNK_UNITS, max_threads), 1)
+    if nworks == 1:
+        return max(units, 1)
+    chunk = max(units // (nworks * LOAD_BALANCE_FACTOR), MIN_CHUNK_UNITS)
+    return -(-chunk // align_units) * align_units
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One MAP_DMA: its size in units, padata threads (0: base kernel) and cache pages."""
+
+    units: int
+    threads: int
+    cache_pages: int
+
+    def validate(self) -> None:
+        if self.units < 1:
+            raise ValueError("the pin must cover at least one 2 MiB unit")
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0")
+        if self.cache_pages < 0:
+            raise ValueError("cache pages must be >= 0")
+
+    @property
+    def variant(self) -> str:
+        """The base kernel has no cache (upstream); the test kernel is the seed patch."""
+        return "upstream" if self.threads == 0 else "seed"
+
+    @property
+    def cache_units(self) -> int:
+        """LOCKED_VM_CACHE_PAGES in units, rounded up (a partial unit is drawn whole)."""
+        return -(-self.cache_pages // UNIT_PAGES)
+
+
+@dataclass
+class RunTiming:
+    """What one timed run reports."""
+
+    pin_s: float
+    simulated_units: int
+    extrapolated: bool
+    metrics: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    window_s: float = 0.0
+    rate: float = 0.0
+
+    def pin_s_for(self, units: int) -> float:
+        """The same window extrapolated to a job of ``units`` (identical below the window)."""
+        if not self.extrapolated:
+            return self.pin_s
+        return self.window_s + (units - self.simulated_units) / self.rate
+
+
+class TimedRun:
+    """One MAP_DMA on the reference implementation, timed by simpy."""
+
+    def __init__(self, work: Workload, costs: UnitCosts, seed: int = 1,
+                 budget_units: int | None = None) -> None:
+        work.validate()
+        self.work = work
+        self.costs = costs
+        self.rng = random.Random(seed)
+        self.budget = work.units if budget_units is None else min(budget_units, work.units)
+        self.env = simpy.Environment()
+        self.mm = MmStruct(HugepagePages(work.units, RUN_UNITS), 0, 4 * work.units)  # type: ignore[arg-type]
+        caller = Task(0, killable=True)
+        self.mm.tasks[0] = caller
+        self.dma = VfioDma(0, 0, 0, caller, False)
+        self.ctx = Ctx(variant(work.variant), self.mm, VfioIommu(), self.dma,
+                       work.cache_units, BATCH_UNITS, NoFaults())
+        self.sem = self.mm.mmap_lock
+        self.sleepers: dict[int, simpy.Event] = {}
+        self.write_wait_since: dict[int, float] = {}
+        self.held_back: dict[int, simpy.Event] = {}
+        self.faulting = 0
+        self.events = 0
+        self.helpers_done = self.env.event()
+        self.stop = self.env.event()
+        self.mark: tuple[float, int] | None = None
+        self.caller = Thread(0, caller)
+        self.ps: PadataMtJobState | None = None
+
+    # -- threads ------------------------------------------------------------------------
+
+    def _ioctl(self) -> Generator[Any, None, int]:
+        w = self.work
+        return (yield from vfio_pin_map_dma(self.ctx, self.caller, self.dma, w.units,
+                                            padata_chunk_units(w.units, max(w.threads, 1)),
+                                            max(w.threads, 1), self._queue_work))
+
+    def _queue_work(self, ps: PadataMtJobState) -> None:
+        """queue_work(system_unbound_wq): a kworker starts after a wake-up latency."""
+        self.ps = ps
+        tid = len(self.mm.tasks)
+        task = Task(tid, killable=False)
+        self.mm.tasks[tid] = task
+        gen = padata_mt_helper(Thread(tid, task), ps, PadataWork(tid))
+        self.env.process(self._drive(tid, gen, start_delay=self._wake_latency()))
+
+    # -- costs --------------------------------------------------------------------------
+
+    def _wake_latency(self) -> float:
+        return self.rng.expovariate(1.0 / self.costs.wake) if self.costs.wake > 0 else 0.0
+
+    def _spread(self) -> float:
+        j = self.costs.jitter
+        return self.rng.lognormvariate(-j * j / 2, j) if j > 0 else 1.0
+
+    # -- lock waiting -------------------------------------------------------------------
+
+    def _handoff_writer(self) -> int | None:
+        """The head writer that waited RWSEM_WAIT_TIMEOUT (it has set HANDOFF), if any."""
+        wl = self.sem.wait_list
+        if not wl or wl[0].mode != WRITE:
+            return None
+        since = self.write_wait_since.get(wl[0].owner)  # type: ignore[arg-type]
+        if since is not None and self.env.now - since >= self.costs.handoff:
+            return wl[0].owner  # type: ignore[return-value]
+        return None
+
+    def _wake(self) -> int:
+        """Wake sleepers the twin would let through; release held-back lockers.
+
+        Returns how many sleepers were woken: wake_up_q wakes them one after the other,
+        so the k-th starts ``k * wake_each`` late and the waker spends that long.
+        """
+        sem = self.sem
+        free = sem.writer is None and not sem.readers
+        head = sem.wait_list[0] if sem.wait_list else None
+        woken = 0
+        for tid in list(self.sleepers):
+            if tid in sem.granted or (free and head is not None and head.owner == tid):
+                self.sleepers.pop(tid).succeed(woken)
+                woken += 1
+        if self.held_back and self._handoff_writer() is None:
+            for tid in list(self.held_back):
+                self.held_back.pop(tid).succeed()
+        return woken
+
+    # -- the driver ---------------------------------------------------------------------
+
+    def _drive(self, tid: int, gen: Generator[Any, None, Any],
+               start_delay: float = 0.0) -> Generator[simpy.Event, Any, None]:
+        env, mm, ctx, c = self.env, self.mm, self.ctx, self.costs
+        if start_delay:
+            yield env.timeout(start_delay)
+        pending = 0.0
+        while True:
+            pinned0, maps0, accts0 = mm.pages_pinned, ctx.metrics.iommu_maps, mm.account_calls
+            sem = self.sem
+            sig0 = (sem.writer, len(sem.readers), len(sem.wait_list), len(sem.granted))
+            try:
+                y = next(gen)
+            except StopIteration:
+                self._check_completion()
+                if tid == 0 and not self.stop.triggered:
+                    self.stop.succeed()
+                return
+            self.events += 1
+            self._check_completion()
+            waking = 0.0
+            if (sem.writer, len(sem.readers), len(sem.wait_list), len(sem.granted)) != sig0:
+                waking = self._wake() * c.wake_each
+            pinned = mm.pages_pinned - pinned0
+            if pinned and mm.pages_pinned >= self.budget // 2 and self.mark is None:
+                self.mark = (env.now, mm.pages_pinned)
+            if mm.pages_pinned >= self.budget and not self.stop.triggered and \
+                    self.budget < self.work.units:
+                self.stop.succeed()
+            if type(y) is Blocked:
+                if y.what.startswith("mmap_lock"):
+                    if y.what.endswith("write"):
+                        self.write_wait_since.setdefault(tid, env.now)
+                    ev = env.event()
+                    self.sleepers[tid] = ev
+                    order = yield ev
+                    yield env.timeout(self._wake_latency() + order * c.wake_each)
+                elif y.what == "completion":
+                    yield self.helpers_done
+                else:
+                    yield env.timeout(c.spin)
+                continue
+            self.write_wait_since.pop(tid, None)
+            cost = waking + pending
+            pending = 0.0
+            cost += (ctx.metrics.iommu_maps - maps0) * c.iommu_map
+            cost += (mm.account_calls - accts0) * c.write_cs
+            if pinned:
+                cost += pinned * c.gup * self._spread()
+                if c.fault:
+                    self.faulting += 1
+                    share = max(1.0, self.faulting / c.fault_parallel)
+                    yield env.timeout(cost + pinned * c.fault * share * self._spread())
+                    self.faulting -= 1
+                    continue
+            if type(y) is Step:
+                if y.label == "page":
+                    # Thread-local work: no other thread can observe it, so its time is
+                    # added to the next segment that touches shared state (saves an event).
+                    pending = cost + c.page_step
+                    continue
+                if y.label in LOCK_STEPS:
+                    if cost:
+                        yield env.timeout(cost)
+                        cost = 0.0
+                    owner = self._handoff_writer()
+                    while owner is not None and owner != tid:
+                        ev = env.event()
+                        self.held_back[tid] = ev
+                        yield ev
+                        owner = self._handoff_writer()
+            if cost:
+                yield env.timeout(cost)
+
+    def _check_completion(self) -> None:
+        """complete(&ps->completion) happened in the segment just run: wake the caller."""
+        if self.ps is not None and self.ps.completion and not self.helpers_done.triggered:
+            self.helpers_done.succeed()
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> RunTiming:
+        """Simulate; extrapolate the rest of a job larger than the budget."""
+        env = self.env
+        env.process(self._drive(0, self._ioctl()))
+        env.run(until=self.stop)
+        done = self.mm.pages_pinned
+        metrics = {
+            "mmap_write_acquisitions": self.sem.stats.write_acquisitions,
+            "mmap_read_acquisitions": self.sem.stats.read_acquisitions,
+            "refills": self.ctx.metrics.refills,
+            "lock_acct_calls": self.ctx.metrics.lock_acct_calls,
+            "units_pinned": done,
+        }
+        if done >= self.work.units:
+            return RunTiming(env.now, done, False, metrics, self.events, env.now)
+        assert self.mark is not None
+        t0, p0 = self.mark
+        rate = (done - p0) / (env.now - t0) if env.now > t0 and done > p0 else math.nan
+        total = env.now + (self.work.units - done) / rate
+        return RunTiming(total, done, True, metrics, self.events, env.now, rate)

@@ -1,0 +1,910 @@
+"""VFIO multithreaded pinning and its locked_vm cache (RFC 08/16): leaks, overaccounting, ENOMEM.
+
+THE KERNEL CODE. drivers/vfio/vfio_iommu_type1.c at v5.16 with the RFC series "padata,
+vfio, sched: Multithreaded VFIO page pinning" (Jan 2022): VFIO_IOMMU_MAP_DMA runs
+``vfio_pin_map_dma``, which hands the range to ``padata_do_multithreaded``; the caller
+and ``threads - 1`` kworkers loop in ``padata_mt_helper`` taking chunks of
+``chunk_pages`` under ``ps->lock`` and run ``vfio_pin_map_dma_chunk`` on each. A chunk is
+pinned by repeated ``vfio_pin_pages_remote`` calls, each pinning a physically contiguous
+run of pages of one reserved-ness through a batch refilled by ``vaddr_get_pfns`` (GUP
+under mmap_read_lock), charging the pages that need it to ``mm->locked_vm`` with
+``vfio_lock_acct`` -> ``__account_locked_vm`` under the mmap_lock *writer*, then mapping
+them with ``vfio_iommu_map``. On an error the chunk undoes its own mapped part
+(``vfio_pin_map_dma_undo`` -> ``vfio_unmap_unpin``) and, once every helper finished,
+``padata_undo`` undoes every completed chunk. The variants (``model/vfio_variants.py``):
+
+- ``upstream`` - the series before RFC 08: each vfio_pin_pages_remote call charges its
+  pages at ``out:`` (one writer acquisition per contiguous run).
+- ``seed`` - RFC 08 as posted: a per-thread ``lock_cache`` refilled with
+  ``min(unmapped, LOCKED_VM_CACHE_PAGES)`` when empty, per-page fallback when a refill
+  fails with -ENOMEM, the rest released at the end of the chunk.
+- ``upfront`` - the reviewer's "account once at the start", per chunk: charge the whole
+  chunk, fail it if that does not fit, return the unused rest at its end.
+- ``fixed`` - the correction of every defect below, keeping few writer acquisitions.
+
+Reference implementation: ``model/vfio.py`` (same function names, same step labels);
+``python -m checker replay TRACE.json`` runs a trace's schedule and faults on it.
+
+PARAMETERS. ``variant``; ``threads`` (padata helpers, the MAP_DMA caller is thread 0);
+``chunks`` (padata chunks, >= threads); ``chunk_pages``; ``cache_pages``
+(LOCKED_VM_CACHE_PAGES); ``batch_pages`` (vfio_batch capacity); ``limit_pages``
+(RLIMIT_MEMLOCK in pages); ``initial_locked`` (locked_vm before the ioctl); ``lock_cap``
+(CAP_IPC_LOCK: the limit is bypassed); ``layout``: ``"*"`` lets every page be any allowed
+kind (decided when GUP first reaches it), or one letter per page, ``N`` normal, ``R``
+reserved/PFNMAP, ``P`` already pinned through the mdev interface (vfio_find_vpfn finds
+it), ``F`` faulting address; ``reserved``/``pinned``/``efault`` allow those kinds for
+``"*"`` pages; ``fatal_signal`` lets SIGKILL reach the caller at any time (it matters at
+killable lock acquisitions and in GUP); ``iommu_fail`` lets any vfio_iommu_map fail;
+``granularity``: ``"page"`` (one inner-loop iteration per step) or ``"batch"`` (a step
+consumes any number of pages of the batch, for the SMT engine at real sizes). The
+defaults switch every kind and fault on, with a limit that can be hit.
+
+PROPERTIES.
+
+- ``no_leak`` (final): once every thread finished and errors were undone, locked_vm ==
+  initial + accountable pages still pinned (nothing charged for nothing, nothing pinned
+  uncharged). "Accountable" = normal pages pinned by this MAP_DMA (``acc_pinned``).
+- ``overaccount_bound``: in every state locked_vm - (initial + acc_pinned) <= threads x
+  cache_pages. A kernel step that unpins pages and then uncharges them (vfio_unmap_unpin,
+  vfio_unpin_pages_remote) is one step, so its internal lag is not counted.
+- ``no_spurious_enomem``: no pin fails with RLIMIT_MEMLOCK's -ENOMEM while initial +
+  every page of the range that needs accounting fits under the limit (with ``"*"``
+  layouts: every page decided to need accounting so far - the undecided rest can be
+  reserved, so the failure is spurious for that layout).
+- ``rlimit``: what the kernel guarantees. ``__account_locked_vm`` refuses a charge that
+  would take locked_vm above RLIMIT_MEMLOCK, under the mmap_lock writer, and uncharges
+  always succeed; the unlocked early check in vfio_pin_pages_remote is only a shortcut.
+  So: unless CAP_IPC_LOCK, locked_vm <= max(limit, initial locked_vm) in every state.
+  It is *not* a bound on pinned memory: upstream pins a batch before charging it, so
+  pinned-but-uncharged pages may exist beyond the limit until the charge fails and they
+  are unpinned.
+- ``no_deadlock``: no state where a thread cannot move (the only wait modelled is the
+  caller's wait_for_completion; mmap_lock sections are atomic steps).
+
+FINDINGS (shortest counterexamples under tests/traces/vfio/, replayed on model/ by
+tests/specs/test_vfio_locked_vm_cache.py; the stories are told in docs/vfio.md).
+
+1. seed violates ``no_leak``: pages drawn from ``lock_cache`` in a vfio_pin_pages_remote
+   call that then fails (-EFAULT from the next GUP, -ENOMEM or -EINTR from the RLIMIT
+   check or the ``out:`` charge) are unpinned at ``unpin_out``, but the cache is not
+   given back: their charge stays in locked_vm for good.
+2. seed violates ``no_spurious_enomem``: a refill charges ``min(unmapped, CACHE)`` pages
+   whatever they turn out to be; while one helper's cache holds charge for reserved or
+   already-pinned pages, another helper's refill fails with -ENOMEM, its per-page check
+   sees locked_vm (with the other cache in it) at the limit and fails the whole MAP_DMA
+   although every page that needs accounting fits.
+3. upstream and seed violate ``no_leak`` when SIGKILL hits the caller: every uncharge
+   (vfio_unmap_unpin's, the cache release) goes through mmap_write_lock_killable, which
+   returns -EINTR without uncharging when mmap_lock is contended. Pre-existing
+   (upstream); harmless unless the mm outlives the killed thread group (CLONE_VM).
+4. upstream and seed over-release on undo: vfio_unmap_unpin uncharges every unpinned
+   non-reserved page, including pages in dma->pfn_list whose charge belongs to the mdev
+   pin. Unreachable in v5.16's MAP_DMA (a new vfio_dma has an empty pfn_list and
+   iommu->lock keeps mdev pins out); reachable in this model because already-pinned
+   pages are a page kind, as the reviewer asked.
+5. upfront violates ``overaccount_bound`` (each helper holds a chunk's worth of charge)
+   and ``no_spurious_enomem`` (the whole chunk must fit, reserved and already-pinned
+   pages included) - Alex Williamson's objection, made concrete.
+
+ABSTRACTIONS (why they hide no violation of these properties).
+
+- mmap_lock sections are atomic steps (GUP under the reader; each vfio_lock_acct under
+  the writer): locked_vm is only written under the writer, so no interleaving inside a
+  section changes what the properties see; the unlocked read of locked_vm in the RLIMIT
+  check is its own step. A killable writer acquisition fails with -EINTR only when it
+  must wait with SIGKILL pending; any mmap_lock user of the process (a vCPU fault) can
+  make it wait, so with SIGKILL pending both outcomes are explored.
+- Thread-local code between shared accesses runs inside the preceding step (local
+  actions commute with every other thread's). vfio_iommu_map belongs to ``out``.
+- pfns are consecutive, so a run ends exactly where reserved-ness changes; a physical
+  discontinuity would only add another ``goto out``, which a kind change already takes.
+  With ``"*"`` a GUP may stop short only before a reserved or faulting page, and a page's
+  kind, once decided, stays (a dropped single-page batch remembers it in ``head``).
+- One IOMMU domain; the unmap order inside vfio_unmap_unpin and the TLB gather do not
+  change what is uncharged. Zero pages, hugetlb, disable_hugepages are left out.
+- The chunk size is a parameter (padata's formula gives every size for some min_chunk);
+  padata_mt_helper's ps->lock sections are atomic steps.
+- Only the caller (thread 0) receives SIGKILL: padata helpers are kworkers. With SIGKILL
+  pending, GUP returns -EINTR at a normal, already-pinned or faulting first page
+  (__get_user_pages checks the signal before faulting); a reserved page goes through
+  follow_fault_pfn on its (populated) pte and succeeds.
+- vfio_iommu_replay also calls vfio_pin_pages_remote (with a cache of 0 in RFC 08, i.e.
+  the upstream behaviour); it is single-threaded and not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.expr import (
+    INT,
+    Bool,
+    Const,
+    Enum,
+    Expr,
+    Int,
+    Min,
+    Not,
+    Or,
+    Sum,
+    ite,
+)
+from checker.spec import Choice, Spec, SpecBuilder, SpecError, specification
+from model.vfio_variants import SHARED, THREAD, VARIANTS, Variant
+
+OK, EFAULT, ENOMEM, EINTR, EIOMMU = "ok", "EFAULT", "ENOMEM", "EINTR", "EIOMMU"
+ERRNO = Enum("errno", OK, EFAULT, ENOMEM, EINTR, EIOMMU)
+HEAD = Enum("head", "none", "N", "P", "R", "RF")
+KINDS = "NRPF"
+
+ONE, ZERO = Const(1, INT), Const(0, INT)
+
+
+def _head(kind: str) -> Const:
+    """A ``head`` enum literal (ite needs one expression operand)."""
+    return Const(HEAD.code(kind), HEAD)
+
+Effects = dict[Expr, Any]
+Branch = tuple[Any, Effects, str]  # (condition on the post-state, extra effects, goto)
+
+
+def _replay(trace: Any, spec: Spec) -> Any:
+    """`python -m checker replay`: run the trace's schedule, layout and faults on model/."""
+    from checker.replay import ModelReplay
+    from model.vfio_replay import replay
+
+    plan, out = replay(trace)
+    log = [f"model layout {plan.config.layout}; map failures at steps "
+           f"{sorted(plan.faults.map_fail_steps)}; contended mmap_lock at steps "
+           f"{sorted(plan.faults.contended_steps)}"]
+    log += [f"{e.index:3d}. {e.who}: {e.label} -> {e.next_label}" for e in out.log.entries]
+    log.append(f"model: locked_vm={out.locked_vm} acc_pinned={out.acc_pinned} "
+               f"violates {', '.join(sorted(out.violated)) or 'nothing'}")
+    return ModelReplay(set(out.violated), out.final(), log)
+
+
+@dataclass
+class _Params:
+    variant: Variant
+    threads: int
+    chunks: int
+    cp: int
+    cache: int
+    batch: int
+    limit: int
+    initial: int
+    lock_cap: bool
+    layout: str  # "*" or one letter per page
+    reserved: bool
+    pinned: bool
+    efault: bool
+    fatal_signal: bool
+    iommu_fail: bool
+    granularity: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return self.chunks * self.cp
+
+    @property
+    def free(self) -> bool:
+        return self.layout == "*"
+
+    def allowed(self, kind: str) -> bool:
+        """May a page be of this kind (N, R, P, F)?"""
+        if not self.free:
+            return kind in self.layout
+        return {"N": True, "R": self.reserved, "P": self.pinned, "F": self.efault}[kind]
+
+
+def _check(p: _Params) -> None:
+    where = "spec vfio_locked_vm_cache"
+    if p.threads < 2:
+        raise SpecError(where, "threads must be at least 2 (one helper is the v5.16 loop)")
+    if p.chunks < p.threads:
+        raise SpecError(where, f"chunks ({p.chunks}) must be at least threads ({p.threads}):"
+                        " padata makes at least one chunk per helper")
+    for name, v in (("chunk_pages", p.cp), ("cache_pages", p.cache),
+                    ("batch_pages", p.batch)):
+        if v < 1:
+            raise SpecError(where, f"{name} must be at least 1, got {v}")
+    if p.limit < 0 or p.initial < 0:
+        raise SpecError(where, "limit_pages and initial_locked must be non-negative")
+    if p.granularity not in ("page", "batch"):
+        raise SpecError(where, f"granularity must be 'page' or 'batch', got {p.granularity!r}")
+    if p.granularity == "batch" and not p.free:
+        raise SpecError(where, "granularity=batch needs layout='*' (a step takes a run of "
+                        "pages without naming them)")
+    if not p.free:
+        bad = [c for c in p.layout if c not in KINDS]
+        if bad:
+            raise SpecError(where, f"layout letter {bad[0]!r} is not one of N, R, P, F or '*'")
+        if len(p.layout) != p.pages:
+            raise SpecError(where, f"layout has {len(p.layout)} letters, the mapping has "
+                            f"{p.pages} pages (chunks x chunk_pages)")
+
+
+@specification(variants=tuple(VARIANTS), replay=_replay)
+def build(variant: str = "seed", threads: int = 2, chunks: int = 2, chunk_pages: int = 2,
+          cache_pages: int = 1, batch_pages: int = 2, limit_pages: int = 3,
+          initial_locked: int = 1, lock_cap: bool = False, layout: str = "*",
+          reserved: bool = True, pinned: bool = True, efault: bool = True,
+          fatal_signal: bool = True, iommu_fail: bool = True,
+          granularity: str = "page") -> Spec:
+    """VFIO MAP_DMA on padata helpers with the RFC 08 locked_vm cache, four variants."""
+    if variant not in VARIANTS:
+        raise SpecError("spec vfio_locked_vm_cache",
+                        f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    p = _Params(VARIANTS[variant], threads, chunks, chunk_pages, cache_pages, batch_pages,
+                limit_pages, initial_locked, lock_cap, layout, reserved, pinned, efault,
+                fatal_signal, iommu_fail, granularity)
+    _check(p)
+    parameters = {
+        "variant": variant, "threads": threads, "chunks": chunks, "chunk_pages": chunk_pages,
+        "cache_pages": cache_pages, "batch_pages": batch_pages, "limit_pages": limit_pages,
+        "initial_locked": initial_locked, "lock_cap": lock_cap, "layout": layout,
+        "reserved": reserved, "pinned": pinned, "efault": efault,
+        "fatal_signal": fatal_signal, "iommu_fail": iommu_fail, "granularity": granularity,
+    }
+    s = SpecBuilder("vfio_locked_vm_cache", __doc__ or "", parameters=parameters,
+                    variant=variant)
+    _Builder(s, p).build()
+    _expectations(s, p)
+    return s.build()
+
+
+class _Builder:
+    """Declares the state and every step alternative for one parameter assignment."""
+
+    def __init__(self, s: SpecBuilder, p: _Params) -> None:
+        self.s, self.p = s, p
+        v = p.variant
+        T = s.index("thread", p.threads)
+        C = s.index("chunk", p.chunks)
+        self.T, self.C = T, C
+        pages, cp = p.pages, p.cp
+        cache_hi = max(p.cache, cp)
+        lo = p.initial - pages
+        hi = max(p.limit, p.initial) + 2 * pages + p.threads * cache_hi
+        self.locked_vm = s.var("locked_vm", Int(min(lo, 0), hi), init=p.initial,
+                               doc="mm->locked_vm")
+        self.acc_pinned = s.var("acc_pinned", Int(0, pages), init=0,
+                                doc="normal pages this MAP_DMA holds pinned")
+        self.position = s.var("position", Int(0, p.chunks), init=0,
+                              doc="padata ps->position, in chunks")
+        self.error = s.var("error", ERRNO, init=OK, doc="padata ps->error")
+        self.nfini = s.var("nfini", Int(0, p.threads), init=0, doc="ps->nworks_fini")
+        self.fatal = s.var("fatal", Bool(), init=False,
+                           doc="SIGKILL pending for the MAP_DMA caller (thread 0)")
+        self.spurious = s.var("spurious", Bool(), init=False,
+                              doc="a pin failed with -ENOMEM although everything fits")
+        self.need = s.var("need", Int(0, pages), init=0,
+                          doc="pages decided to need accounting so far") if p.free else None
+        self.done_acc = s.array("done_acc", C, Int(0, cp), init=0,
+                                doc="normal pages of a completed chunk")
+        self.done_vp = s.array("done_vp", C, Int(0, cp), init=0,
+                               doc="already-pinned pages of a completed chunk")
+        self.pool = s.var("pool", Int(0, p.cache), init=0,
+                          doc="fixed: the job's shared locked_vm cache") \
+            if v.cache == SHARED else None
+
+        h = s.process("helper", T, doc="padata_mt_helper running vfio_pin_map_dma_chunk; "
+                      "helper[0] is the MAP_DMA caller")
+        self.h = h
+        self.chunk = h.local("chunk", Int(-1, p.chunks - 1), init=-1)
+        self.mapped = h.local("mapped", Int(0, cp), init=0)
+        self.m_acc = h.local("m_acc", Int(0, cp), init=0)
+        self.m_vp = h.local("m_vp", Int(0, cp), init=0)
+        self.pinned = h.local("pinned", Int(0, cp), init=0)
+        self.p_acc = h.local("p_acc", Int(0, cp), init=0)
+        self.p_vp = h.local("p_vp", Int(0, cp), init=0)
+        self.lock_acct = h.local("lock_acct", Int(0, cp), init=0) \
+            if v.cache != SHARED and not v.refill_whole_chunk else None
+        self.drawn = h.local("drawn", Int(0, cp), init=0) \
+            if v.uncharge_drawn_on_error else None
+        self.bsize = h.local("bsize", Int(0, p.batch), init=0)
+        self.bacc = h.local("bacc", Int(0, p.batch), init=0)
+        self.bvp = h.local("bvp", Int(0, p.batch), init=0)
+        self.bfresh = h.local("bfresh", Bool(), init=False)
+        self.head = h.local("head", HEAD, init="none") if p.free else None
+        self.cache = h.local("lock_cache", Int(0, cache_hi), init=0) \
+            if v.cache == THREAD else None
+        self.ret = h.local("ret", ERRNO, init=OK)
+        self.undo_pos = h.local("undo_pos", Int(0, p.chunks), init=0)
+        self.is0 = h.self == 0
+        # SIGKILL reaches only the caller; it is pending from the first step it affects
+        self.killed = self.is0 & self.fatal
+
+    # ---------------------------------------------------------------- derived values
+
+    @property
+    def pos(self) -> Expr:
+        """vaddr of the next page of the current vfio_pin_pages_remote call."""
+        return self.chunk * self.p.cp + self.mapped + self.pinned
+
+    @property
+    def npage(self) -> Expr:
+        return self.p.cp - self.mapped - self.pinned
+
+    @property
+    def rsvd(self) -> Expr:
+        """The run's reserved-ness (meaningful once pinned > 0)."""
+        return (self.pinned > 0) & (self.p_acc + self.p_vp == 0)
+
+    def failed(self, c: int) -> Expr:
+        """Chunk c failed (padata's failed_works): its helper stopped with an error."""
+        return Or(*((self.chunk[t] == c) & (self.ret[t] != OK) for t in self.T))
+
+    def step(self, label: str, kernel: str, guard: Any, effects: Effects, branches: list[Branch],
+             note: str = "", choose: tuple[Choice, ...] = ()) -> None:
+        """One alternative per continuation branch (conditions on post-state values)."""
+        for cond, extra, goto in branches:
+            eff = dict(effects)
+            eff.update(extra)
+            self.h.step(label, kernel, guard=guard & cond if cond is not True else guard,
+                        effects=eff, goto=goto, note=note, choose=choose)
+
+    # ---------------------------------------------------------------- continuations
+
+    def call_reset(self) -> Effects:
+        """A new vfio_pin_pages_remote call: its locals start at 0."""
+        eff: Effects = {self.pinned: 0, self.p_acc: 0, self.p_vp: 0}
+        if self.lock_acct is not None:
+            eff[self.lock_acct] = 0
+        if self.drawn is not None:
+            eff[self.drawn] = 0
+        return eff
+
+    def pin_entry(self, bsize_post: Any) -> list[Branch]:
+        """vfio_pin_pages_remote entry: leftover batch -> inner loop, else refill the batch."""
+        return [(bsize_post > 0, self.call_reset(), "page"),
+                (bsize_post == 0, self.call_reset(), "gup")]
+
+    def loop_top(self, mapped_post: Any, cache_post: Any, bsize_post: Any) -> list[Branch]:
+        """vfio_pin_map_dma_chunk: ``while (unmapped_size)`` and the seed refill test."""
+        p, v = self.p, self.p.variant
+        unmapped = p.cp - mapped_post
+        out: list[Branch] = []
+        for cond, eff, goto in self.chunk_end(OK):
+            out.append(((unmapped == 0) & cond, eff, goto))
+        if v.cache == THREAD and not v.refill_whole_chunk:
+            out.append(((unmapped > 0) & (cache_post == 0), self.call_reset(), "refill"))
+            for cond, eff, goto in self.pin_entry(bsize_post):
+                out.append(((unmapped > 0) & (cache_post > 0) & cond, eff, goto))
+        else:
+            for cond, eff, goto in self.pin_entry(bsize_post):
+                out.append(((unmapped > 0) & cond, eff, goto))
+        return out
+
+    def chunk_end(self, ret: str) -> list[Branch]:
+        """After the loop: (seed/upfront) release the cache, then undo on error.
+
+        vfio_unmap_unpin returns at once on an empty range, so an error before anything
+        was mapped goes straight back to padata_mt_helper.
+        """
+        eff: Effects = {self.ret: ret}
+        if self.p.variant.cache == THREAD:
+            return [(True, eff, "release")]
+        if ret == OK:
+            return [(True, eff, "helper")]
+        return [(self.mapped > 0, eff, "undo"), (self.mapped == 0, eff, "helper")]
+
+    def batch_clear(self) -> Effects:
+        eff: Effects = {self.bsize: 0, self.bacc: 0, self.bvp: 0, self.bfresh: False}
+        if self.head is not None:
+            eff[self.head] = "none"
+        return eff
+
+    def enomem_effects(self) -> Effects:
+        """A pin fails with RLIMIT_MEMLOCK's -ENOMEM: is that spurious?"""
+        p = self.p
+        if p.lock_cap:
+            return {}
+        need = self.need if self.need is not None else p.layout.count("N")
+        return {self.spurious: self.spurious | (p.initial + need <= p.limit)}
+
+    def fail_call(self, ret: str) -> tuple[Effects, list[Branch]]:
+        """unpin_out with ret < 0: drop every pin of the call and the batch; chunk fails."""
+        v = self.p.variant
+        eff: Effects = {self.acc_pinned: self.acc_pinned - self.p_acc - self.bacc}
+        eff.update(self.batch_clear())
+        eff.update(self.call_reset())
+        if v.uncharge_drawn_on_error:
+            eff[self.locked_vm] = self.locked_vm - self.drawn
+        if ret == ENOMEM:
+            eff.update(self.enomem_effects())
+        return eff, self.chunk_end(ret)
+
+    # ---------------------------------------------------------------- build
+
+    def build(self) -> None:
+        self.helper_steps()
+        self.refill_steps()
+        self.gup_steps()
+        self.page_steps()
+        self.out_steps()
+        self.unpin_remote_steps()
+        if self.p.variant.cache == THREAD:
+            self.release_steps()
+        self.undo_steps()
+        self.wait_steps()
+        self.padata_undo_steps()
+        if self.p.variant.cache == SHARED:
+            self.finish_steps()
+        self.properties()
+
+    # padata_mt_helper -------------------------------------------------------------
+
+    def helper_steps(self) -> None:
+        p, v, h = self.p, self.p.variant, self.h
+        kernel = "padata_mt_helper: spin_lock(&ps->lock), record the chunk's result, " \
+                 "take the next chunk or finish"
+        records: list[tuple[Any, Effects, Any, str]] = [
+            (self.chunk < 0, {}, self.error, "first call"),
+        ]
+        # a completed chunk: remember what it pinned, for padata_undo
+        for c in range(p.chunks):
+            records.append(((self.chunk == c) & (self.ret == OK),
+                            {self.done_acc[c]: self.m_acc, self.done_vp[c]: self.m_vp},
+                            self.error, f"chunk {c} done"))
+        records.append(((self.chunk >= 0) & (self.ret != OK), {},
+                        ite(self.error == OK, self.ret, self.error),
+                        "chunk failed: keep the first error"))
+        for cond, rec, err_post, note in records:
+            base = dict(rec)
+            base[self.error] = err_post
+            can_take = "failed" not in note and note != f"chunk {p.chunks - 1} done"
+            # take the next chunk (impossible after a failure or after the last chunk)
+            take = dict(base)
+            take.update({self.chunk: self.position, self.position: self.position + 1,
+                         self.mapped: 0, self.m_acc: 0, self.m_vp: 0, self.ret: OK})
+            take.update(self.batch_clear())
+            if self.cache is not None:
+                take[self.cache] = 0
+            if v.refill_whole_chunk:
+                branches: list[Branch] = [(True, self.call_reset(), "refill")]
+            else:
+                branches = self.loop_top(0, 0, 0)
+            if can_take:
+                self.step("helper", kernel, cond & (self.position < p.chunks) &
+                          (err_post == OK), take, branches, note=note + "; take chunk")
+            fin = dict(base)
+            fin[self.nfini] = self.nfini + 1
+            stop = cond & ((self.position == p.chunks) | (err_post != OK))
+            h.step("helper", kernel, guard=stop & self.is0, effects=fin, goto="wait",
+                   note=note + "; no more work")
+            h.step("helper", kernel, guard=stop & Not(self.is0), effects=fin, goto="done",
+                   note=note + "; no more work")
+
+    # refills ----------------------------------------------------------------------
+
+    def refill_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        if not v.has_cache:
+            return
+        eintr_eff = {self.acc_pinned: self.acc_pinned - self.bacc, self.fatal: True}
+        eintr_eff.update(self.batch_clear())
+        if p.fatal_signal:
+            self.step("refill", "vfio_lock_acct: mmap_write_lock_killable -> -EINTR",
+                      self.is0, eintr_eff, self.chunk_end(EINTR),
+                      note="-EINTR: SIGKILL while mmap_lock is contended")
+        unmapped = p.cp - self.mapped
+        over = lambda n: Not(p.lock_cap) & (self.locked_vm + n > p.limit)  # noqa: E731
+        if v.cache == THREAD and not v.refill_whole_chunk:
+            size = Min(unmapped, p.cache)
+            kernel = "vfio_pin_map_dma_chunk: refill lock_cache: vfio_lock_acct(dma, " \
+                     "min(unmapped, LOCKED_VM_CACHE_PAGES))"
+            self.step("refill", kernel, Not(over(size)),
+                      {self.locked_vm: self.locked_vm + size, self.cache: size},
+                      self.pin_entry(self.bsize), note="charged")
+            self.step("refill", kernel, over(size), {self.cache: 0}, self.pin_entry(self.bsize),
+                      note="-ENOMEM ignored: per-page accounting")
+        elif v.refill_whole_chunk:
+            kernel = "vfio_pin_map_dma_chunk (upfront): vfio_lock_acct(dma, whole chunk)"
+            self.step("refill", kernel, Not(over(unmapped)),
+                      {self.locked_vm: self.locked_vm + unmapped, self.cache: unmapped},
+                      self.pin_entry(self.bsize), note="charged")
+            eff, br = self.fail_call(ENOMEM)
+            self.step("refill", kernel, over(unmapped), eff, br,
+                      note="-ENOMEM: the chunk does not fit")
+        else:
+            assert self.pool is not None
+            kernel = "vfio_lock_cache_refill (fixed): under mmap_write_lock, charge " \
+                     "min(unmapped, CACHE, headroom) if the shared cache is empty"
+            self.step("refill", kernel, self.pool > 0, {}, self.loop_top(self.mapped, 0,
+                                                                          self.bsize),
+                      note="another helper refilled it")
+            amount = Min(unmapped, p.cache)
+            if not p.lock_cap:
+                amount = Min(amount, p.limit - self.locked_vm)
+            self.step("refill", kernel, (self.pool == 0) & (amount > 0),
+                      {self.locked_vm: self.locked_vm + amount, self.pool: amount},
+                      self.loop_top(self.mapped, 0, self.bsize), note="charged")
+            eff, br = self.fail_call(ENOMEM)
+            self.step("refill", kernel, (self.pool == 0) & (amount <= 0), eff, br,
+                      note="-ENOMEM: no headroom left")
+
+    # vaddr_get_pfns -----------------------------------------------------------------
+
+    def gup_steps(self) -> None:
+        p = self.p
+        kernel = "vfio_pin_pages_remote: vaddr_get_pfns (pin_user_pages_remote under " \
+                 "mmap_read_lock)"
+        req = Min(self.npage, p.batch)
+        if p.free:
+            self.gup_free(kernel, req)
+        else:
+            self.gup_layout(kernel, req)
+
+    def gup_free(self, kernel: str, req: Expr) -> None:
+        p, head = self.p, self.head
+        assert head is not None and self.need is not None
+        k = Choice("k", Int(1, p.batch))
+        a = Choice("a", Int(0, p.batch))
+        kr, ar = k.ref, a.ref
+        short_ok = p.allowed("R") or p.allowed("F")
+        guard = (kr <= req) & (ar <= kr) & Not(self.killed)
+        if not short_ok:
+            guard = guard & (kr == req)
+        if not p.allowed("P"):
+            guard = guard & (ar == kr)
+        guard = guard & (head != "R") & (head != "RF") & \
+            ((head != "N") | (ar >= 1)) & ((head != "P") | (kr - ar >= 1))
+        eff: Effects = {self.bsize: kr, self.bacc: ar, self.bvp: kr - ar, self.bfresh: True,
+                        self.acc_pinned: self.acc_pinned + ar,
+                        self.need: self.need + ar - ite(head == "N", ONE, ZERO),
+                        head: ite(kr < req, _head("RF"), _head("none"))}
+        self.step("gup", kernel, guard, eff, [(True, {}, "page")], note="pinned k pages, "
+                  "a of them need accounting", choose=(k, a))
+        if p.allowed("R"):
+            self.step("gup", kernel, (head == "none") | (head == "R") | (head == "RF"),
+                      {self.bsize: 1, self.bacc: 0, self.bvp: 0, self.bfresh: True,
+                       head: "none"}, [(True, {}, "page")],
+                      note="VM_PFNMAP: follow_fault_pfn, one reserved pfn")
+        if p.allowed("F"):
+            eff, br = self.fail_call(EFAULT)
+            self.step("gup", kernel, ((head == "none") | (head == "RF")) & Not(self.killed),
+                      eff, br, note="-EFAULT")
+        if p.fatal_signal:
+            eff, br = self.fail_call(EINTR)
+            eff[self.fatal] = True
+            may = (head == "none") | (head == "N") | (head == "P")
+            if p.allowed("F"):
+                may = may | (head == "RF")
+            only_n = not p.allowed("P") and not p.allowed("F")
+            if only_n:
+                eff[self.need] = self.need + ite(head == "none", ONE, ZERO)
+            self.step("gup", kernel, self.is0 & may, eff, br,
+                      note="-EINTR: fatal signal pending")
+
+    def gup_layout(self, kernel: str, req: Expr) -> None:
+        p = self.p
+        L = p.layout
+        for start in range(p.pages):
+            c, off = divmod(start, p.cp)
+            at = self.pos == start
+            kind = L[start]
+            if kind == "R":
+                self.step("gup", kernel, at, {self.bsize: 1, self.bacc: 0, self.bvp: 0,
+                                              self.bfresh: True}, [(True, {}, "page")],
+                          note=f"page {start}: VM_PFNMAP, one reserved pfn")
+                continue
+            if p.fatal_signal:
+                eff, br = self.fail_call(EINTR)
+                eff[self.fatal] = True
+                self.step("gup", kernel, at & self.is0, eff, br,
+                          note=f"page {start}: -EINTR, fatal signal pending")
+            if kind == "F":
+                eff, br = self.fail_call(EFAULT)
+                self.step("gup", kernel, at & Not(self.killed), eff, br,
+                          note=f"page {start}: -EFAULT")
+                continue
+            for r in range(1, p.batch + 1):
+                if off + r > p.cp:
+                    break
+                n = 0
+                while n < r and L[start + n] in "NP":
+                    n += 1
+                acc = L[start:start + n].count("N")
+                self.step("gup", kernel, at & (req == r) & Not(self.killed),
+                          {self.bsize: n, self.bacc: acc, self.bvp: n - acc,
+                           self.bfresh: True, self.acc_pinned: self.acc_pinned + acc},
+                          [(True, {}, "page")], note=f"pages {start}..{start + n - 1}")
+
+    # the inner loop -----------------------------------------------------------------
+
+    def page_kinds(self) -> list[tuple[Any, str]]:
+        """(guard, kind) of the page at vaddr, the next one in the batch."""
+        p = self.p
+        if p.free:
+            brsvd = self.bsize > self.bacc + self.bvp
+            out = [(brsvd, "R"), (Not(brsvd) & (self.bacc > 0), "N")]
+            if p.allowed("P"):
+                out.append((Not(brsvd) & (self.bvp > 0), "P"))
+            return out
+        return [(self.pos == i, k) for i, k in enumerate(p.layout) if k in "NRP"]
+
+    def page_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        kernel = "vfio_pin_pages_remote: inner loop: contiguity, RLIMIT check, " \
+                 "lock_acct/lock_cache"
+        for kguard, kind in self.page_kinds():
+            is_r = kind == "R"
+            base = (self.bsize > 0) & kguard
+            mismatch = (self.pinned > 0) & (Not(self.rsvd) if is_r else self.rsvd)
+            self.h.step("page", kernel, guard=base & mismatch, effects={}, goto="out",
+                        note=f"{kind} page ends the run: goto out")
+            ok = base & Not(mismatch)
+            if kind == "R":
+                self.consume(kernel, ok, 0, 0, {}, note="R page: not accounted")
+                continue
+            if kind == "P":
+                if self.p.granularity == "page":
+                    self.consume(kernel, ok, 0, 1, {}, note="P page: not accounted")
+                continue
+            # granularity="batch" keeps the N alternatives that do not consume the page:
+            # an -ENOMEM or an empty cache at the page after a run (consume_run)
+            limit_hit = Not(p.lock_cap) & (self.locked_vm + self.lock_acct + 1 > p.limit) \
+                if self.lock_acct is not None else None
+            if v.cache == THREAD and not v.refill_whole_chunk:
+                assert self.cache is not None and limit_hit is not None
+                eff, br = self.fail_call(ENOMEM)
+                self.step("page", kernel, ok & (self.cache == 0) & limit_hit, eff, br,
+                          note="RLIMIT_MEMLOCK exceeded: -ENOMEM, goto unpin_out")
+                if self.p.granularity == "batch":
+                    continue
+                self.consume(kernel, ok & (self.cache > 0), 1, 0,
+                             {self.cache: self.cache - 1}, note="drawn from lock_cache")
+                self.consume(kernel, ok & (self.cache == 0) & Not(limit_hit), 1, 0,
+                             {self.lock_acct: self.lock_acct + 1}, note="lock_acct++")
+            elif v.has_cache:
+                cache = self.pool if v.cache == SHARED else self.cache
+                assert cache is not None and self.drawn is not None
+                if v.cache == SHARED:
+                    # (upfront's cache covers its whole chunk: it never runs dry)
+                    self.h.step("page", kernel, guard=ok & (cache == 0), effects={},
+                                goto="out", note="cache empty: goto out, the caller refills it")
+                if self.p.granularity == "batch":
+                    continue
+                self.consume(kernel, ok & (cache > 0), 1, 0,
+                             {cache: cache - 1, self.drawn: self.drawn + 1},
+                             note="drawn from the cache")
+            else:
+                assert limit_hit is not None and self.lock_acct is not None
+                eff, br = self.fail_call(ENOMEM)
+                self.step("page", kernel, ok & limit_hit, eff, br,
+                          note="RLIMIT_MEMLOCK exceeded: -ENOMEM, goto unpin_out")
+                if self.p.granularity == "batch":
+                    continue
+                self.consume(kernel, ok & Not(limit_hit), 1, 0,
+                             {self.lock_acct: self.lock_acct + 1}, note="lock_acct++")
+
+        if self.p.granularity == "batch":
+            normal = (self.bsize > 0) & (self.bsize == self.bacc + self.bvp)
+            self.consume_run(kernel, normal & Not((self.pinned > 0) & self.rsvd))
+
+    def consume(self, kernel: str, guard: Any, na: Any, nv: Any, extra: Effects, note: str,
+                choose: tuple[Choice, ...] = ()) -> None:
+        """``na`` normal and ``nv`` already-pinned pages (one reserved page if both are 0)
+        go through: pinned++, npage--, vaddr++, batch->offset++, batch->size--; then the
+        inner loop goes on, or the batch is refilled, or the call is done (out:)."""
+        n = max(na + nv, 1) if isinstance(na, int) and isinstance(nv, int) else na + nv
+        eff = dict(extra)
+        eff.update({self.pinned: self.pinned + n, self.bsize: self.bsize - n,
+                    self.bfresh: False, self.p_acc: self.p_acc + na, self.bacc: self.bacc - na,
+                    self.p_vp: self.p_vp + nv, self.bvp: self.bvp - nv})
+        left = self.bsize - n
+        npage_left = self.npage - n
+        branches: list[Branch] = [(left > 0, {}, "page"),
+                                  ((left == 0) & (npage_left > 0), {}, "gup"),
+                                  ((left == 0) & (npage_left == 0), {}, "out")]
+        self.step("page", kernel, guard, eff, branches, note=note, choose=choose)
+
+    def consume_run(self, kernel: str, ok: Any) -> None:
+        """granularity="batch": one step takes ``na`` normal and ``nv`` already-pinned pages
+        of a normal batch, accounted as the page-by-page loop would (the loop's checks all
+        read the same locked_vm, so the last page's check decides for all)."""
+        p, v = self.p, self.p.variant
+        na_c = Choice("na", Int(0, p.batch))
+        nv_c = Choice("nv", Int(0, p.batch))
+        na, nv = na_c.ref, nv_c.ref
+        guard = ok & (na + nv >= 1) & (na <= self.bacc) & (nv <= self.bvp)
+        note = "a run of pages: na normal, nv already pinned"
+        if v.cache == THREAD and not v.refill_whole_chunk:
+            assert self.cache is not None and self.lock_acct is not None
+            drawn = Min(self.cache, na)
+            rest = na - drawn
+            fits = (rest == 0) | p.lock_cap | (self.locked_vm + self.lock_acct + rest <= p.limit)
+            extra: Effects = {self.cache: self.cache - drawn, self.lock_acct: self.lock_acct + rest}
+        elif v.has_cache:
+            cache = self.pool if v.cache == SHARED else self.cache
+            assert cache is not None and self.drawn is not None
+            fits = na <= cache
+            extra = {cache: cache - na, self.drawn: self.drawn + na}
+        else:
+            assert self.lock_acct is not None
+            fits = p.lock_cap | (self.locked_vm + self.lock_acct + na <= p.limit)
+            extra = {self.lock_acct: self.lock_acct + na}
+        self.consume(kernel, guard & fits, na, nv, extra, note, choose=(na_c, nv_c))
+
+    # out: ---------------------------------------------------------------------------
+
+    def out_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        kernel = "vfio_pin_pages_remote: out: vfio_lock_acct(dma, lock_acct), unpin_out; " \
+                 "vfio_pin_map_dma_chunk: vfio_iommu_map"
+        drop = (self.bsize == 1) & self.bfresh
+        # unpin_out: a fresh single-page batch (maybe a VM_PFNMAP pfn) is dropped
+        after_drop: Effects = {
+            self.acc_pinned: self.acc_pinned - ite(drop, self.bacc, ZERO),
+            self.bsize: ite(drop, ZERO, self.bsize), self.bacc: ite(drop, ZERO, self.bacc),
+            self.bvp: ite(drop, ZERO, self.bvp), self.bfresh: self.bfresh & Not(drop),
+        }
+        if self.head is not None:
+            dropped = ite(self.bacc > 0, _head("N"), ite(self.bvp > 0, _head("P"), _head("R")))
+            after_drop[self.head] = ite(drop, dropped, self.head)
+        bsize_post = ite(drop, ZERO, self.bsize)
+        la = self.lock_acct
+        charges: list[tuple[Any, Effects, str]] = []
+        if la is None:
+            charges.append((True, {}, "nothing to charge"))
+        else:
+            over = Not(p.lock_cap) & (self.locked_vm + la > p.limit)
+            charges.append((la == 0, {}, "lock_acct == 0"))
+            charges.append(((la > 0) & Not(over), {self.locked_vm: self.locked_vm + la},
+                            "charged lock_acct"))
+            eff, br = self.fail_call(ENOMEM)
+            self.step("out", kernel, (la > 0) & over, eff, br,
+                      note="__account_locked_vm: -ENOMEM, goto unpin_out")
+            if p.fatal_signal:
+                eff, br = self.fail_call(EINTR)
+                eff[self.fatal] = True
+                self.step("out", kernel, (la > 0) & self.is0, eff, br,
+                          note="-EINTR: SIGKILL while mmap_lock is contended")
+        for cguard, ceff, cnote in charges:
+            base = dict(after_drop)
+            base.update(ceff)
+            if v.cache == SHARED:
+                # fixed: the call stopped at its first page on an empty cache
+                self.step("out", kernel, cguard & (self.pinned == 0), base,
+                          [(True, {}, "refill")], note=cnote + "; nothing pinned: refill")
+            mapped = dict(base)
+            mapped.update({self.mapped: self.mapped + self.pinned,
+                           self.m_acc: self.m_acc + self.p_acc,
+                           self.m_vp: self.m_vp + self.p_vp})
+            cache_post = self.cache if self.cache is not None else 0
+            self.step("out", kernel, cguard & (self.pinned > 0), mapped,
+                      self.loop_top(self.mapped + self.pinned, cache_post, bsize_post),
+                      note=cnote + "; mapped")
+            if p.iommu_fail:
+                self.step("out", kernel, cguard & (self.pinned > 0), base,
+                          [(True, {}, "unpin_remote")], note=cnote + "; vfio_iommu_map failed")
+
+    def unpin_remote_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        if not p.iommu_fail:
+            return
+        kernel = "vfio_pin_map_dma_chunk: map failed: vfio_unpin_pages_remote(..., true), " \
+                 "vfio_batch_unpin"
+        eff: Effects = {self.acc_pinned: self.acc_pinned - self.p_acc - self.bacc}
+        eff.update(self.batch_clear())
+        eff.update(self.call_reset())
+        ok = dict(eff)
+        ok[self.locked_vm] = self.locked_vm - self.p_acc
+        self.step("unpin_remote", kernel, True, ok, self.chunk_end(EIOMMU), note="uncharged")
+        if p.fatal_signal and v.killable_uncharge:
+            eff = dict(eff)
+            eff[self.fatal] = True
+            self.step("unpin_remote", kernel, self.is0 & (self.p_acc > 0), eff,
+                      self.chunk_end(EIOMMU), note="-EINTR: the uncharge is lost")
+
+    def release_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        assert self.cache is not None
+        kernel = "vfio_pin_map_dma_chunk: vfio_lock_acct(dma, -lock_cache): release the " \
+                 "unused cache"
+        nxt = lambda: [(self.ret == OK, {}, "helper"),  # noqa: E731
+                       ((self.ret != OK) & (self.mapped > 0), {}, "undo"),
+                       ((self.ret != OK) & (self.mapped == 0), {}, "helper")]
+        self.step("release", kernel, True, {self.locked_vm: self.locked_vm - self.cache,
+                                            self.cache: 0}, nxt(), note="released")
+        if p.fatal_signal and v.killable_uncharge:
+            self.step("release", kernel, self.is0 & (self.cache > 0),
+                      {self.cache: 0, self.fatal: True}, nxt(),
+                      note="-EINTR: the release is lost")
+
+    def undo_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        kernel = "vfio_pin_map_dma_chunk: vfio_pin_map_dma_undo -> vfio_unmap_unpin(..., true)"
+        release = self.m_acc if v.vpfn_aware_undo else self.m_acc + self.m_vp
+        eff: Effects = {self.acc_pinned: self.acc_pinned - self.m_acc, self.mapped: 0,
+                        self.m_acc: 0, self.m_vp: 0}
+        ok = dict(eff)
+        ok[self.locked_vm] = self.locked_vm - release
+        self.h.step("undo", kernel, guard=True, effects=ok, goto="helper", note="uncharged")
+        if p.fatal_signal and v.killable_uncharge:
+            eff[self.fatal] = True
+            self.h.step("undo", kernel, guard=self.is0 & (release > 0), effects=eff,
+                        goto="helper", note="-EINTR: the uncharge is lost")
+
+    # the caller after its helper loop ---------------------------------------------
+
+    def after_undo(self) -> str:
+        return "finish" if self.p.variant.cache == SHARED else "done"
+
+    def next_unfailed(self, start: int) -> Expr:
+        """padata_undo's next undo_pos: skip failed chunks from ``start``."""
+        res: Expr = ite(self.position == self.p.chunks, self.p.chunks, self.position)
+        for c in reversed(range(start, self.p.chunks)):
+            res = ite((self.position == c) | Not(self.failed(c)), c, res)
+        return res
+
+    def wait_steps(self) -> None:
+        kernel = "padata_do_multithreaded: wait_for_completion(&ps->completion)"
+        alldone = self.nfini == self.p.threads
+        self.h.step("wait", kernel, guard=alldone & (self.error == OK), goto=self.after_undo(),
+                    note="no error")
+        first = self.next_unfailed(0)
+        self.h.step("wait", kernel, guard=alldone & (self.error != OK) & (first == self.position),
+                    effects={self.undo_pos: first}, goto=self.after_undo(),
+                    note="error, nothing completed to undo")
+        self.h.step("wait", kernel, guard=alldone & (self.error != OK) & (first != self.position),
+                    effects={self.undo_pos: first}, goto="padata_undo", note="error: padata_undo")
+
+    def padata_undo_steps(self) -> None:
+        p, v = self.p, self.p.variant
+        kernel = "padata_undo: undo_fn = vfio_pin_map_dma_undo -> vfio_unmap_unpin on a " \
+                 "completed range"
+        for u in range(p.chunks):
+            for e in range(u + 1, p.chunks + 1):
+                if u == 0 and e == p.chunks:
+                    continue  # every chunk completed: no error, no padata_undo
+                rng = range(u, e)
+                guard = (self.undo_pos == u) & (self.position >= e)
+                for c in rng:
+                    guard = guard & Not(self.failed(c))
+                if e < p.chunks:
+                    guard = guard & ((self.position == e) | self.failed(e))
+                acc = Sum(rng, lambda c: self.done_acc[c])
+                vp = Sum(rng, lambda c: self.done_vp[c])
+                release = acc if v.vpfn_aware_undo else acc + vp
+                nxt = self.next_unfailed(e) if e < p.chunks else self.position
+                eff: Effects = {self.acc_pinned: self.acc_pinned - acc, self.undo_pos: nxt}
+                branches: list[Branch] = [(nxt == self.position, {}, self.after_undo()),
+                                          (nxt != self.position, {}, "padata_undo")]
+                ok = dict(eff)
+                ok[self.locked_vm] = self.locked_vm - release
+                self.step("padata_undo", kernel, guard, ok, branches,
+                          note=f"chunks {u}..{e - 1} uncharged")
+                if p.fatal_signal and v.killable_uncharge:
+                    eff[self.fatal] = True
+                    self.step("padata_undo", kernel, guard & (release > 0), eff,
+                              branches, note=f"chunks {u}..{e - 1}: -EINTR, uncharge lost")
+
+    def finish_steps(self) -> None:
+        assert self.pool is not None
+        self.h.step("finish", "vfio_pin_map_dma (fixed): vfio_lock_acct(dma, -cache) releases "
+                    "the shared cache (mmap_write_lock)",
+                    guard=True, effects={self.locked_vm: self.locked_vm - self.pool, self.pool: 0},
+                    goto="done")
+
+    # properties -----------------------------------------------------------------------
+
+    def properties(self) -> None:
+        s, p = self.s, self.p
+        excess = self.locked_vm - p.initial - self.acc_pinned
+        s.final("no_leak", excess == 0,
+                "at the end locked_vm == initial + accountable pages still pinned")
+        s.invariant("overaccount_bound", excess <= p.threads * p.cache,
+                    "locked_vm - (initial + accountable pinned) <= threads x cache_pages")
+        s.invariant("no_spurious_enomem", Not(self.spurious),
+                    "no pin fails with -ENOMEM while every page that needs accounting fits")
+        s.invariant("rlimit", Or(p.lock_cap, self.locked_vm <= max(p.limit, p.initial)),
+                    "unless CAP_IPC_LOCK, locked_vm <= max(RLIMIT_MEMLOCK, initial)")
+        s.deadlock_free("no_deadlock")
+
+
+def _expectations(s: SpecBuilder, p: _Params) -> None:
+    """Expected verdicts (filled in from the findings; see the module docstring)."""
