@@ -94,6 +94,16 @@ def render_text(results: list[Result], show_traces: bool = True) -> str:
         if r.reason and r.verdict not in ("PASS", "VIOLATED"):
             con.print(f"{r.spec} [{r.variant}] {r.property}: {r.verdict} ({r.reason})",
                       markup=False)
+    seen: set[tuple[str, str, str]] = set()
+    for r in results:
+        key = (r.spec, r.variant, r.engine)
+        if key in seen or r.engine != "explicit":
+            continue
+        seen.add(key)
+        rate = r.states / r.seconds if r.seconds > 0 else 0.0
+        con.print(f"{r.spec} [{r.variant}]: {r.states:,} states, {r.transitions:,} transitions, "
+                  f"depth {r.depth}, {r.seconds:.2f} s, {rate:,.0f} states/s, "
+                  f"peak {r.peak_memory_mib:,.0f} MiB", markup=False, highlight=False)
     con.print(results_table(results))
     return buf.getvalue()
 

@@ -34,6 +34,7 @@ class Result:
     transitions: int = 0
     depth: int = 0
     seconds: float = 0.0
+    peak_memory_mib: float = 0.0
     reason: str = ""  # why INCOMPLETE / UNKNOWN, or what BOUNDED-OK covered
     trace: Trace | None = None
     trace_path: Path | None = None
@@ -76,6 +77,7 @@ class Result:
             "transitions": self.transitions,
             "depth": self.depth,
             "seconds": round(self.seconds, 4),
+            "peak_memory_mib": round(self.peak_memory_mib, 1),
             "reason": self.reason,
             "trace": None if self.trace_path is None else str(self.trace_path),
             "trace_length": None if self.trace is None else len(self.trace),

@@ -42,7 +42,7 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
     for p in props:
         r = Result(spec.name, source, spec.variant, dict(spec.parameters), p.name, p.kind,
                    "explicit", expected_text(spec, p.name), PASS, st.states, st.transitions,
-                   st.depth, st.seconds)
+                   st.depth, st.seconds, st.peak_memory_mib)
         if p.kind == "lock_order":
             _lock_order(ex, r, source)
         elif p.name in ex.violations:

@@ -6,7 +6,8 @@ states (variable -> value; a process local is a list indexed by instance, e.g.
 step label, note, choice). From it this module derives
 
 - the schedule: helper ``i`` is model thread ``i`` (the MAP_DMA caller is helper 0 and
-  thread 0; padata's kworkers are queued in order), ``sigkill`` is the signal event;
+  thread 0; padata's kworkers are queued in order); where the trace's ``fatal`` turns
+  true, a ``sigkill`` event is inserted before the step;
 - the page layout: the trace's own ``layout`` parameter, or, for ``"*"``, the kinds the
   trace decided (GUP results, consumed pages, dropped batches); pages it never decided
   become the least demanding kind allowed (reserved, else already pinned, else faulting,
@@ -105,20 +106,21 @@ def plan(trace: TraceLike) -> Plan:
 
     for k, step in enumerate(trace.steps):
         group, i = _instance(step.process)
-        if group == "sigkill":
-            schedule.append(SIGKILL)
-            labels.append(None)
-            continue
         if group != "helper":
             raise ReplayError(f"step {k}: unknown process group {group!r}")
+        pre, post = trace.states[k], trace.states[k + 1]
+        if post.get("fatal") and not pre.get("fatal"):
+            # the spec lets SIGKILL arrive with the first step it affects
+            schedule.append(SIGKILL)
+            labels.append(None)
+        m = len(schedule)  # the model's step index
         schedule.append(i)
         labels.append(step.label)
-        pre, post = trace.states[k], trace.states[k + 1]
         note = step.note
         if "vfio_iommu_map failed" in note:
-            map_fail.add(k)
+            map_fail.add(m)
         if "-EINTR" in note and step.label in LOCK_STEPS:
-            contended.add(k)
+            contended.add(m)
         if not free:
             continue
         pos = (_local(pre, "chunk", i) * cp + _local(pre, "mapped", i)

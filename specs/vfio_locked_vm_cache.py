@@ -277,7 +277,8 @@ class _Builder:
         self.error = s.var("error", ERRNO, init=OK, doc="padata ps->error")
         self.nfini = s.var("nfini", Int(0, p.threads), init=0, doc="ps->nworks_fini")
         self.fatal = s.var("fatal", Bool(), init=False,
-                           doc="SIGKILL pending for the MAP_DMA caller (thread 0)")
+                           doc="SIGKILL pending for the MAP_DMA caller (thread 0); it is "
+                           "set by the first step the signal affects")
         self.spurious = s.var("spurious", Bool(), init=False,
                               doc="a pin failed with -ENOMEM although everything fits")
         self.need = s.var("need", Int(0, pages), init=0,
