@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +163,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             if variant is not None:
                 params["variant"] = variant
             spec = mod.build(params)
-            spec.parameters = {n: params.get(n, p.default) for n, p in mod.parameters.items()}
             if args.property:
                 for name in args.property:
                     spec.property(name)
             prog.label = f"{spec.name} [{spec.variant}]"
-            t0 = time.monotonic()
             if args.engine == "smt":
                 results += _smt(spec, mod.source, args)
             else:
@@ -178,7 +175,6 @@ def cmd_check(args: argparse.Namespace) -> int:
                 results += checked.results
                 if checked.exploration.stop_reason.startswith("interrupted"):
                     interrupted = True
-            del t0
             if interrupted:
                 break
         if interrupted:

@@ -168,7 +168,6 @@ def instantiate(spec: Spec) -> Flat:
                 ups.append((Slot(pc, slots[pc].name, labels), Const(to, labels)))
                 transitions.append(Transition(len(transitions), g.name, i, st, guard,
                                               tuple(ups), pc, frm, to))
-    gctx = (None, None, "")
     props: dict[str, Expr | None] = {}
     for p in spec.properties:
         props[p.name] = None if p.expr is None else r.resolve(
@@ -192,7 +191,6 @@ def instantiate(spec: Spec) -> Flat:
                 raise SpecError(f"lock {lk.name}", f"unknown process group {gname!r}")
             lock_held[lk.name][gname] = [
                 r.resolve(e, (gname, i, f"lock {lk.name}")) for i in g.index]
-    del gctx
     return Flat(spec, slots, tuple(init), transitions, props, lemmas, finished, pc_slots,
                 local_slots, var_slots, lock_held)
 

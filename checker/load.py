@@ -47,10 +47,15 @@ class SpecModule:
         return self.path.stem
 
     def build(self, overrides: dict[str, Any]) -> Spec:
+        """Call the builder; the Spec records every parameter value, defaults included."""
         try:
-            return self.builder(**overrides)
+            spec = self.builder(**overrides)
         except SpecError as e:
             raise SpecError(f"{self.source}: {e.element}", e.message) from None
+        spec.parameters = {n: overrides.get(n, p.default) for n, p in self.parameters.items()}
+        if "variant" in spec.parameters:
+            spec.variant = str(spec.parameters["variant"])
+        return spec
 
 
 def spec_files(paths: list[str]) -> list[Path]:

@@ -89,7 +89,8 @@ def e(t: EnumT, name: str) -> Expr:
 
 @specification(variants=VARIANTS, replay=replay_contpte)
 def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, readers: int = 1,
-          evict: bool = True, ranges: tuple[int, ...] = (0, 4, 1, 2)) -> Spec:
+          evict: bool = True, ranges: tuple[int, ...] = (0, 4, 1, 2),
+          pages: tuple[int, ...] = (0, 1, 2, 3), ops: str = "all") -> Spec:
     """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
@@ -98,9 +99,12 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         raise ValueError("cont_ptes must be a power of two >= 2")
     rng = [(ranges[i], ranges[i + 1]) for i in range(0, len(ranges) - 1, 2)]
     rng = [(lo, n) for lo, n in rng if n >= 2 and lo + n <= C] or [(0, C)]
+    pages = tuple(p for p in pages if 0 <= p < C) or tuple(range(C))
+    menu = set(OPS.names[1:]) if ops == "all" else set(ops.split(","))
     s = SpecBuilder("contpte", __doc__ or "", variant=variant, parameters={
         "variant": variant, "cont_ptes": C, "writers": writers, "readers": readers,
-        "evict": evict, "ranges": tuple(x for r in rng for x in r)})
+        "evict": evict, "ranges": tuple(x for r in rng for x in r), "pages": pages,
+        "ops": ops})
     W = Words(compact_layout(max(1, (C - 1).bit_length())))
     L = W.L
     P = s.index("page", C)
@@ -232,6 +236,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     ptl.spin_lock(cpu, "idle", kernel="pte_offset_map_lock", goto="dispatch")
     cp = Choice("page", Int(0, C - 1))
     cr = cp.ref
+    on_pages = Or(*(cr == p for p in pages))
 
     def is_op(name: str) -> Expr:
         return op == e(OPS, name)
@@ -239,22 +244,30 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     def begin(name: str, first: int | Expr, n: int) -> dict[Expr, Any]:
         return {op: e(OPS, name), pg: first, nr: n}
 
-    step("dispatch", "do_anonymous_page/filemap_map_pages: set_ptes of a whole folio -> "
+    def dstep(name: str, kernel: str, **kw: Any) -> None:
+        """A dispatch alternative for operation `name`, if the operation is in the menu."""
+        if name not in menu:
+            return
+        if kw.get("choose") is cp:
+            kw["guard"] = lift(kw.get("guard", True), BOOL) & on_pages
+        step("dispatch", kernel, **kw)
+
+    dstep("map", "do_anonymous_page/filemap_map_pages: set_ptes of a whole folio -> "
          "contpte_set_ptes", guard=AllOf(P, lambda j: Not(a_present[j])),
          effects=merge(begin("map", 0, C), {k: 0}), goto="csp_write")
-    step("dispatch", "finish_fault: set_ptes(nr=1)", choose=cp, guard=Not(a_present[cr]),
+    dstep("map1", "finish_fault: set_ptes(nr=1)", choose=cp, guard=Not(a_present[cr]),
          effects=begin("map1", cr, 1), goto="sp_read")
-    step("dispatch", "try_to_unmap_one / ptep_modify_prot_start: ptep_get_and_clear",
+    dstep("zap1", "try_to_unmap_one / ptep_modify_prot_start: ptep_get_and_clear",
          choose=cp, guard=a_present[cr], effects=begin("zap1", cr, 1), goto="gac_read")
-    step("dispatch", "folio_referenced_one: ptep_clear_flush_young", choose=cp,
+    dstep("young", "folio_referenced_one: ptep_clear_flush_young", choose=cp,
          guard=a_present[cr], effects=begin("young", cr, 1), goto="tcy_read")
-    step("dispatch", "copy_present_pte (fork, nr=1): ptep_set_wrprotect -> wrprotect_ptes",
+    dstep("wprot1", "copy_present_pte (fork, nr=1): ptep_set_wrprotect -> wrprotect_ptes",
          choose=cp, guard=a_present[cr] & a_write[cr], effects=merge(begin("wprot1", cr, 1),
                                                                     {k: cr}), goto="wp_read")
-    step("dispatch", "do_wp_page -> wp_page_reuse: ptep_get", choose=cp,
+    dstep("wpreuse", "do_wp_page -> wp_page_reuse: ptep_get", choose=cp,
          guard=a_present[cr] & Not(a_write[cr]),
          effects=merge(begin("wpreuse", cr, 1), {ret: e(RET, "wpr")}), goto="get_read")
-    step("dispatch", "core-mm: ptep_get under the PTL", choose=cp,
+    dstep("get", "core-mm: ptep_get under the PTL", choose=cp,
          effects=merge(begin("get", cr, 1), {ret: e(RET, "get"), sy: a_young[cr],
                                              sd: a_dirty[cr]}), goto="get_read")
     for lo, n in rng:
@@ -267,7 +280,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
                  lambda j: a_present[j] & a_write[j])):
             goto = "part_first" if first_partial else "part_last" if last_partial else body
             extra = {} if first_partial or last_partial else {k: lo, hi: lo + n}
-            step("dispatch", kern, note=f"pages {lo}..{lo + n - 1}",
+            dstep(name, kern, note=f"pages {lo}..{lo + n - 1}",
                  guard=AllOf(range(lo, lo + n), cond),
                  effects=merge(begin(name, lo, n), extra), goto=goto)
     partial_last = (pg + nr) % C != 0

@@ -1,0 +1,118 @@
+"""The timing layer (model/perf/sim.py) drives model/vfio.py and prices its steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from model.mm import PFN_BASE, page_of_pfn
+from model.perf.costs import RUN_UNITS, UNIT_PAGES, Params, UnitCosts, unit_costs
+from model.perf.machines import machine
+from model.perf.predict import budget_units, timed_pin
+from model.perf.sim import HugepagePages, TimedRun, Workload, padata_chunk_units
+
+INTEL = "intel-skylake-8167m"
+
+
+def costs(prefaulted: bool, **changes: float) -> UnitCosts:
+    c = unit_costs(machine(INTEL), "hugetlb", prefaulted, Params(jitter=0.0))
+    return dataclasses.replace(c, **changes)
+
+
+def test_pages_resolve_by_address_and_by_pfn_with_a_gap_per_huge_page() -> None:
+    pages = HugepagePages(6, run=2)
+    assert [p.index for p in pages] == list(range(6))
+    pfns = [p.pfn for p in pages]
+    # contiguous inside a huge page, a gap between huge pages
+    assert [b - a for a, b in zip(pfns, pfns[1:], strict=False)] == [1, 2, 1, 2, 1]
+
+    class FakeMm:
+        pass
+
+    mm = FakeMm()
+    mm.pages = pages  # type: ignore[attr-defined]
+    for p in pages:
+        assert pages[p.index] is p
+        assert page_of_pfn(mm, p.pfn) is p  # type: ignore[arg-type]
+    assert min(pfns) - PFN_BASE >= len(pages)
+
+
+def test_padata_chunk_size_is_the_kernels() -> None:
+    # 126 GiB with 16 threads: size / (16 * 4) = 2016 MiB, above the 128 MiB minimum.
+    units = 126 * 1024
+    assert padata_chunk_units(units, 16) == units // 64
+    # 14 GiB with 32 threads: 14G / 128 = 112 MiB < min_chunk, so 128 MiB chunks.
+    assert padata_chunk_units(14 * 1024, 32) == 128
+    assert padata_chunk_units(100, 8) == 100  # below min_chunk: one work, whole range
+
+
+def test_single_thread_base_time_is_the_sum_of_unit_costs() -> None:
+    c = costs(False)
+    run = TimedRun(Workload(400, 0, 0), c).run()
+    assert not run.extrapolated
+    assert run.pin_s == pytest.approx(400 * c.single_thread_unit, rel=0.01)
+    # one writer per huge page: vfio_pin_pages_remote ends at each contiguity break
+    assert run.metrics["mmap_write_acquisitions"] == 400 // RUN_UNITS
+    assert run.metrics["units_pinned"] == 400
+
+
+def test_the_model_code_does_the_accounting() -> None:
+    w = Workload(1024, 4, 64 * UNIT_PAGES)
+    run = TimedRun(w, costs(True))
+    result = run.run()
+    assert run.mm.locked_vm == 1024  # every unit charged once, caches released
+    assert run.mm.accountable_pinned() == 1024
+    chunk = padata_chunk_units(1024, 4)
+    # seed: a refill per 64 units of each chunk, then the chunk's release (nothing left)
+    assert result.metrics["refills"] == (1024 // chunk) * -(-chunk // 64)
+
+
+def test_readers_run_in_parallel_with_a_cache() -> None:
+    c = costs(True)
+    one = TimedRun(Workload(2048, 1, 131072), c).run().pin_s
+    four = TimedRun(Workload(2048, 4, 131072), c).run().pin_s
+    assert 3.0 < one / four <= 4.0 + 1e-9
+    # the base kernel pays a writer per huge page that the cache saves
+    base = TimedRun(Workload(2048, 0, 0), c).run().pin_s
+    assert base > one
+
+
+def test_no_cache_means_writer_contention() -> None:
+    c = costs(True)
+    cached = TimedRun(Workload(2048, 8, 65536), c).run().pin_s
+    uncached = TimedRun(Workload(2048, 8, 0), c).run()
+    assert uncached.pin_s > 1.5 * cached
+    assert uncached.metrics["mmap_write_acquisitions"] >= 2048 // RUN_UNITS
+
+
+def test_page_zeroing_shares_memory_bandwidth() -> None:
+    c = costs(False, fault_parallel=2.0)
+    base = TimedRun(Workload(1024, 0, 0), c).run().pin_s
+    eight = TimedRun(Workload(1024, 8, 131072), c).run().pin_s
+    # the faults dominate and only two run at full speed at a time
+    assert base / eight < 2.6
+    unlimited = TimedRun(Workload(1024, 8, 131072), costs(False)).run().pin_s
+    assert unlimited < eight
+
+
+def test_extrapolated_window_matches_a_full_run() -> None:
+    c = costs(True, jitter=0.2)
+    full = TimedRun(Workload(6000, 8, 0), c).run()
+    window = TimedRun(Workload(6000, 8, 0), c, budget_units=2000).run()
+    assert window.extrapolated and not full.extrapolated
+    assert window.pin_s == pytest.approx(full.pin_s, rel=0.15)
+    assert window.pin_s_for(6000) == pytest.approx(window.pin_s)
+
+
+def test_budget_covers_a_refill_per_thread_when_it_can() -> None:
+    assert budget_units(10**6, 1, 0) < budget_units(10**6, 8, 0)
+    assert budget_units(10**6, 8, 65536) >= 8 * 65536 // UNIT_PAGES
+    assert budget_units(500, 32, 131072) == 500
+    t, simulated, extrapolated = timed_pin(costs(True), 300, 2, 32768)
+    assert simulated == 300 and not extrapolated and t > 0
+
+
+def test_bad_workload_is_refused() -> None:
+    with pytest.raises(ValueError):
+        TimedRun(Workload(0, 1, 0), costs(True))
