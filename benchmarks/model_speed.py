@@ -28,7 +28,7 @@ from model.mm import MmStruct, Task  # noqa: E402
 from model.padata import PadataWork, padata_mt_helper  # noqa: E402
 from model.perf.costs import BATCH_UNITS, RUN_UNITS, UNIT_PAGES, Params, unit_costs  # noqa: E402
 from model.perf.machines import machine  # noqa: E402
-from model.perf.sim import HugepagePages, TimedRun, Workload, padata_chunk_units  # noqa: E402
+from model.perf.sim import TimedRun, Workload, hugepage_layout, padata_chunk_units  # noqa: E402
 from model.schedule import Scheduler  # noqa: E402
 from model.vfio import Ctx, NoFaults, Thread, VfioDma, VfioIommu, vfio_pin_map_dma  # noqa: E402
 from model.vfio_variants import variant  # noqa: E402
@@ -36,7 +36,7 @@ from model.vfio_variants import variant  # noqa: E402
 
 def reference_rate(units: int, threads: int, cache_pages: int) -> float:
     """Units pinned per second by the scheduler's random interleaving, no timing."""
-    mm = MmStruct(HugepagePages(units, RUN_UNITS), 0, 4 * units)  # type: ignore[arg-type]
+    mm = MmStruct.from_layout(hugepage_layout(units, RUN_UNITS), 0, 4 * units)
     caller = Task(0, killable=True)
     mm.tasks[0] = caller
     dma = VfioDma(0, 0, 0, caller, False)

@@ -16,6 +16,7 @@ from checker.expr import (
     INT,
     ChoiceRef,
     Const,
+    EnumT,
     Expr,
     IntT,
     LocalRef,
@@ -135,7 +136,7 @@ def instantiate(spec: Spec) -> Flat:
         for i in g.index:
             pc_slots[g.name].append(len(slots))
             slots.append(SlotInfo(len(slots), f"{g.name}[{i}].pc", pct, f"{g.name}.pc", i))
-            init.append(Const(0, pct))
+            init.append(Const(pct.code(g.entry), pct))
         local_slots[g.name] = {}
         for lname, (ltype, linit) in g.locals.items():
             local_slots[g.name][lname] = len(slots)
@@ -203,11 +204,14 @@ class _Resolver:
         self.spec, self.slots = spec, slots
         self.var_slots, self.pc_slots, self.local_slots = var_slots, pc_slots, local_slots
         self.groups = {g.name: g for g in spec.groups}
+        self.pc_types = {g.pc_type.name: g.pc_type for g in spec.groups}
 
     def resolve(self, e: Expr, ctx: tuple[str | None, int | None, str]) -> Expr:
         group, inst, where = ctx
 
         def f(n: Expr) -> Expr | None:
+            if isinstance(n, Const) and isinstance(n.sort, EnumT) and n.sort.name in self.pc_types:
+                return Const(n.value, self.pc_types[n.sort.name])  # labels added after it
             if isinstance(n, Const | Param | ChoiceRef):
                 return n
             if isinstance(n, SelfRef):

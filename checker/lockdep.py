@@ -37,6 +37,7 @@ import networkx as nx
 from checker.compile import Compiled, _Gen, fold
 from checker.explore import Exploration
 from checker.flat import Flat
+from checker.run import common_call
 from checker.spec import DONE, Step
 from checker.trace import Trace, build_trace
 
@@ -95,13 +96,17 @@ class LockModel:
         self.labels = {g.name: g.pc_type.names for g in flat.spec.groups}
         self.attempts: dict[str, dict[str, list[Attempt]]] = {}
         for g in flat.spec.groups:
-            per: dict[str, list[Attempt]] = {}
+            kernels: dict[tuple[str, tuple[str, str]], list[str]] = {}
             for st in g.steps:
+                released = {op.lock for op in st.locks if op.op == RELEASE}
                 for op in st.locks:
-                    if op.op == ACQUIRE:
-                        att = Attempt(op.lock, op.mode, st.kernel)
-                        if att not in per.setdefault(st.label, []):
-                            per[st.label].append(att)
+                    # A step that releases and re-acquires one lock converts the mode
+                    # (downgrade_write): it cannot block, so it is no attempt.
+                    if op.op == ACQUIRE and op.lock not in released:
+                        kernels.setdefault((st.label, (op.lock, op.mode)), []).append(st.kernel)
+            per: dict[str, list[Attempt]] = {}
+            for (label, (lock, mode)), ks in kernels.items():
+                per.setdefault(label, []).append(Attempt(lock, mode, common_call(ks)))
             self.attempts[g.name] = per
         params = flat.params
         self.held_fns: dict[str, dict[Proc, Callable[[State], bool]]] = {}
@@ -233,6 +238,21 @@ def _witness_trace(ex: Exploration, w: Witness, source: str, prop: str, doc: str
     return t
 
 
+def witness_holds(compiled: Compiled, witness: dict[str, Any], state: State) -> bool:
+    """Whether a lock-order trace's last state shows its recorded attempt.
+
+    The process named by the witness must be at a label where it acquires `acquiring`
+    and must hold `holding` there: the dependency the trace was saved for.
+    """
+    lm = LockModel(compiled)
+    proc = next((p for p in lm.procs if proc_name(p) == witness.get("process")), None)
+    if proc is None:
+        return False
+    attempts = {a.lock for a in lm.attempting(state, proc)}
+    return witness.get("acquiring") in attempts and witness.get("holding") in lm.held(
+        state, proc)
+
+
 def _lock_name(lock: str, mode: str | None) -> str:
     return f"({lock}){{{mode}}}" if mode else f"({lock})"
 
@@ -277,8 +297,7 @@ def _recursive_text(ex: Exploration, w: Witness) -> str:
         "",
         " *** DEADLOCK ***",
         "",
-        f"reached after {len(ex.path(w.sid)) - 1} steps (shortest):",
-        *_path_lines(ex, w.sid, "  "),
+        f"(the trace reaches this attempt in {len(ex.path(w.sid)) - 1} steps, the fewest)",
     ])
 
 
@@ -315,14 +334,17 @@ def _circular_text(ex: Exploration, graph: Any, closing: Witness,
     entries.append((tgt, closing))
     depth = len(entries) - 1
     for lock, w in entries:
+        steps = len(ex.path(w.sid)) - 1
         lines += [
             "",
             f"-> #{depth} {_lock_name(lock, w.attempt.mode)}:",
             f"       {w.attempt.kernel}",
             f"       by {proc_name(w.proc)} holding {_lock_name(w.held, None)}, "
-            f"first reached at step {len(ex.path(w.sid)) - 1}:",
-            *_path_lines(ex, w.sid, "       "),
+            + (f"first reached in {steps} steps:" if w is not closing else
+               f"reached by the trace ({steps} steps)"),
         ]
+        if w is not closing:
+            lines += _path_lines(ex, w.sid, "       ")
         depth -= 1
     # print_circular_lock_scenario: parent is the lock just before the held one in the
     # existing chain new --> ... --> parent --> held.
@@ -474,5 +496,5 @@ def trace_contention(ex: Exploration, sid: int) -> dict[str, dict[str, int]]:
 __all__ = [
     "Attempt", "HeldLock", "LockModel", "LockOrderReport", "Wait", "Witness",
     "check_lock_order", "describe_wait_for", "held_stacks", "lock_graph", "trace_contention",
-    "wait_for", "wait_for_cycle",
+    "wait_for", "wait_for_cycle", "witness_holds",
 ]

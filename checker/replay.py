@@ -69,7 +69,9 @@ def build_for_trace(mod: SpecModule, trace: Trace, where: str) -> Spec:
 def violates(compiled: Compiled, trace: Trace, state: tuple[int, ...]) -> bool:
     """Whether the trace's last state violates the property the trace is about."""
     if trace.kind == "lock_order":
-        return True  # a lock-order trace ends at the acquisition that closes the cycle
+        from checker.lockdep import witness_holds
+
+        return witness_holds(compiled, trace.witness, state)
     prop = trace.property
     if prop is None:
         return False

@@ -80,7 +80,7 @@ def describe_deadlock(ex: Exploration, sid: int) -> str:
                 kern = sorted({a.transition.step.kernel for a in ex.compiled.actions
                                if a.process == f"{g.name}[{i}]"
                                and a.transition.step.label == label})
-                lines.append(f"  {g.name}[{i}] blocked at {label}: {' / '.join(kern)}")
+                lines.append(f"  {g.name}[{i}] blocked at {label}: {common_call(kern)}")
     try:
         from checker import lockdep
     except ImportError:
@@ -91,6 +91,21 @@ def describe_deadlock(ex: Exploration, sid: int) -> str:
         if more:
             lines.append(more)
     return "\n".join(lines)
+
+
+def common_call(kernels: list[str]) -> str:
+    """What the alternatives at one label share: "caller: mmap_read_lock -> ..."."""
+    if not kernels:
+        return ""
+    if len(set(kernels)) == 1:
+        return kernels[0]
+    prefix = kernels[0]
+    for k in kernels[1:]:
+        while not k.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = prefix.rfind(" -> ")
+    short = prefix[:cut] if cut > 0 else prefix.rstrip(" ->:")
+    return short or " / ".join(kernels)
 
 
 def _lock_order(ex: Exploration, r: Result, source: str) -> None:

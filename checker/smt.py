@@ -221,7 +221,7 @@ class Translator:
                 return v[0] * v[1], wd
             case "//" | "%":
                 a, b = v
-                q = z3.If(b > 0, a / b, (-a) / (-b))
+                q = a / b
                 return (q if op == "//" else a - b * q), z3.And(wd, b != 0)
             case "&":
                 return v[0] & v[1], wd
@@ -504,6 +504,10 @@ class Encoding:
 
     def sum_expr(self, e: Expr) -> z3.ExprRef:
         """Template: an integer expression (queries) over s."""
+        return self.tr.value(prepare(e, self.concrete), self.s)
+
+    def sum_bool(self, e: Expr) -> z3.BoolRef:
+        """Template: a bool expression over s (a bound being proved)."""
         return self.tr.value(prepare(e, self.concrete), self.s)
 
     # -- decoding

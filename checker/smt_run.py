@@ -30,7 +30,7 @@ from checker.expr import ChoiceRef, Const, Expr, SlotSelect, contains, evaluate,
 from checker.flat import Flat, Transition, instantiate, slot_refs
 from checker.result import BOUNDED_OK, PROVED, UNKNOWN, VIOLATED, Result
 from checker.run import expected_text
-from checker.smt import Choices, Encoding, State
+from checker.smt import Choices, Encoding, State, as_int
 from checker.spec import Spec
 from checker.trace import Trace, TraceStep, decode_state, var_names
 
@@ -506,35 +506,52 @@ def _lemma_names(lemmas: list[Goal]) -> str:
 
 def prove_inductive(enc: Encoding, goals: list[Goal], seconds: float
                     ) -> tuple[dict[str, Outcome], dict[str, Cti]]:
-    """Inductive-invariant checks (base case: the initial states, checked already).
+    """Houdini: the largest subset of the goals (lemmas included) whose conjunction is
+    an inductive invariant.
 
-    First the conjunction of every goal and lemma, then each goal with the lemmas. A
-    goal proved here needs no deep BMC: k = 1 only needs the depth-0 base case.
+    Each counterexample to induction drops the goals it breaks, until the rest is
+    inductive; one query per round. The base case (the initial states) was checked by
+    BMC at depth 0, so k = 1 needs no deeper BMC. A counterexample that breaks no goal
+    but leads to a spec error stops the search: then nothing is proved.
     """
     proved: dict[str, Outcome] = {}
     ctis: dict[str, Cti] = {}
-    if not goals:
-        return proved, ctis
+    cand = list(goals)
+    budget = Budget(seconds)
     t0 = time.monotonic()
-    k, _cti, _why = induction(enc, goals, 1, Budget(seconds))
-    if k is not None:
-        what = "inductive invariant (conjunction of " + ", ".join(g.name for g in goals) + ")"
-        for g in goals:
+    while cand:
+        solver = new_solver()
+        s0, s1 = enc.state("h0"), enc.state("h1")
+        c0, ce = enc.choices("hc0"), enc.choices("hce")
+        a0 = z3.Int("hact0")
+        conj = z3.And(*[g.holds for g in cand])
+        solver.add(enc.params_ok(), enc.domain(s0), enc.at(conj, s0),
+                   enc.at(enc.trans(), s0, c0, a0, s1), z3.Or(*[a != b for a, b in zip(
+                       s0, s1, strict=True)]))
+        r = solve(solver, budget, z3.Or(z3.Not(enc.at(conj, s1)), enc.at(enc.error(), s1, ce)))
+        if r == z3.unknown:
+            return proved, ctis
+        if r == z3.unsat:
+            break
+        m = solver.model()
+        failing = [g for g in cand
+                   if not z3.is_true(m.eval(enc.at(g.holds, s1), model_completion=True))]
+        cti = describe_cti(enc, m, [s0, s1], [a0], [c0], ce, cand)
+        if not failing:
+            for g in cand:
+                ctis[g.name] = cti
+            return proved, ctis
+        for g in failing:
+            ctis[g.name] = cti
+        cand = [g for g in cand if g not in failing]
+    if cand:
+        props = [g.name for g in cand if not g.name.startswith(LEMMA)]
+        nlem = len(cand) - len(props)
+        what = "inductive invariant (conjunction of " + ", ".join(
+            props + ([f"{nlem} lemma{'s' if nlem > 1 else ''}"] if nlem else [])) + ")"
+        for g in cand:
             proved[g.name] = _proved("induction", 1, what, enc)
             proved[g.name].extra["seconds"] = time.monotonic() - t0
-        return proved, ctis
-    lemmas = [g for g in goals if g.name.startswith(LEMMA)]
-    for g in goals:
-        t1 = time.monotonic()
-        others = [lm for lm in lemmas if lm.name != g.name]
-        k, cti, _why = induction(enc, [g, *others], 1, Budget(seconds))
-        if k is not None:
-            what = "inductive invariant" + (f" with lemmas {_lemma_names(others)}"
-                                            if others else "")
-            proved[g.name] = _proved("induction", 1, what, enc)
-            proved[g.name].extra["seconds"] = time.monotonic() - t1
-        elif cti is not None:
-            ctis[g.name] = cti
     return proved, ctis
 
 
@@ -605,6 +622,148 @@ def run_goals(enc: Encoding, goals: list[Goal], depth: int, prove: bool, seconds
     return out
 
 
+# ---------------------------------------------------------------- quantitative queries
+
+
+@dataclass
+class Extremum:
+    """The largest value an expression takes over the reachable states (or runs <= depth)."""
+
+    value: int | None  # None: no value found before the solver gave up
+    verdict: str  # PROVED: value is the maximum over all reachable states; BOUNDED_OK: over
+    #               runs of at most `depth` steps; UNKNOWN: the search was cut short
+    depth: int  # steps covered by the bounded search
+    reason: str
+    trace: Trace | None = None  # a run reaching the value
+    detail: str = ""  # counterexample to induction when the bound was not proved
+
+
+def interval(e: Expr, enc: Encoding) -> tuple[int, int] | None:
+    """Static bounds of an integer expression from domains and constant ranges."""
+    from checker.expr import BoolT, IntT, Op, Param, Slot
+
+    if isinstance(e, Const):
+        return e.value, e.value
+    if isinstance(e, Param):
+        return enc.ranges.get(e.name, (enc.concrete.get(e.name, e.value),) * 2)
+    if isinstance(e, Slot):
+        t = e.type
+        if isinstance(t, IntT):
+            return t.lo, t.hi
+        if isinstance(t, BoolT):
+            return 0, 1
+        return None
+    if not isinstance(e, Op):
+        return None
+    if e.op == "ite":
+        a, b = interval(e.args[1], enc), interval(e.args[2], enc)
+        return None if a is None or b is None else (min(a[0], b[0]), max(a[1], b[1]))
+    if e.op not in ("+", "-", "*"):
+        return None
+    a, b = interval(e.args[0], enc), interval(e.args[1], enc)
+    if a is None or b is None:
+        return None
+    if e.op == "+":
+        return a[0] + b[0], a[1] + b[1]
+    if e.op == "-":
+        return a[0] - b[1], a[1] - b[0]
+    prods = [x * y for x in a for y in b]
+    return min(prods), max(prods)
+
+
+def maximize(enc: Encoding, e: Expr, depth: int, prove: bool, seconds: float, source: str,
+             text: str) -> Extremum:
+    """Largest value of e over states reachable in <= depth steps, by BMC and search.
+
+    Per depth: is there a state above the best so far? then binary search between it and
+    the static upper bound. If every run ends within the depth, the value is exact; with
+    `prove`, `e <= value` is proved for all depths as an invariant (with the lemmas).
+    """
+    budget = Budget(seconds)
+    v = enc.sum_expr(e)
+    bounds = interval(e, enc)
+    u = Unrolling(enc)
+    best: int | None = None
+    best_run: tuple[list[tuple[int, ...]], list[Move], dict[str, int]] | None = None
+    best_k = 0
+    cut = ""
+    exhausted = False
+    reached = -1
+    for k in range(depth + 1):
+        if k > 0:
+            u.extend()
+            r = u.check(budget)
+            if r == z3.unsat:
+                exhausted = True
+                break
+            if r == z3.unknown:
+                cut = u.unknown
+                break
+        vk = enc.at(v, u.states[k])
+        r = u.check(budget) if best is None else u.check(budget, vk > best)
+        if r == z3.sat:
+            assert u.model is not None
+            lo = as_int(u.model.eval(vk, model_completion=True))
+            best, best_k, best_run = lo, k, u.run(u.model, k)
+            hi = None if bounds is None else bounds[1]
+            step = 1
+            while hi is None or lo < hi:
+                target = lo + step if hi is None else (lo + hi + 1) // 2
+                r = u.check(budget, vk >= target)
+                if r == z3.unsat:
+                    hi = target - 1
+                elif r == z3.sat:
+                    assert u.model is not None
+                    lo = as_int(u.model.eval(vk, model_completion=True))
+                    best, best_k, best_run = lo, k, u.run(u.model, k)
+                    step *= 2
+                else:
+                    break
+        if r == z3.unknown:
+            cut = u.unknown
+        if cut:
+            break
+        ce = enc.choices(f"err{k}")
+        _spec_errors(enc, u, k, ce, [], budget)
+        reached = k
+    trace = None
+    if best_run is not None:
+        states, moves, params = best_run
+        trace = make_trace(enc.flat, source, states, moves, params, None, "query",
+                           f"max of {text} = {best}")
+        trace.witness = witness(enc.flat, e, states[-1])
+    symb = f", for all {describe_params(enc)}" if enc.symbolic else ""
+    if best is None:
+        return Extremum(None, UNKNOWN, max(reached, 0), f"solver gave up ({cut})")
+    if exhausted:
+        return Extremum(best, PROVED, u.depth - 1, f"every run ends within {u.depth - 1} steps: "
+                        f"the maximum over all reachable states{symb}", trace)
+    if cut:
+        return Extremum(best, UNKNOWN, max(reached, 0), f"largest value found in runs of at "
+                        f"most {max(reached, 0)} steps; the solver gave up ({cut})", trace)
+    out = Extremum(best, BOUNDED_OK, depth,
+                   f"maximum over runs of at most {depth} steps{symb}", trace)
+    if prove:
+        from checker.expr import Op
+
+        bound = Op("<=", (e, Const(best, e.sort)), "bool")
+        goal = Goal(f"{text} <= {best}", "invariant", "", enc.sum_bool(bound), e)
+        lemmas = goals_of(enc, [], lemmas=True)
+        proved, ctis = prove_inductive(enc, [goal, *lemmas], seconds)
+        if goal.name in proved:
+            out.verdict = PROVED
+            out.reason = f"{goal.name} proved ({proved[goal.name].reason}); reached after " \
+                         f"{best_k} steps"
+            return out
+        o = prove_deep(enc, goal, [lm for lm in lemmas if lm.name in proved], Outcome(
+            BOUNDED_OK, depth, "bmc", out.reason), ctis.get(goal.name), Budget(seconds), source)
+        if o.verdict == PROVED:
+            out.verdict, out.reason = PROVED, f"{goal.name} proved ({o.reason})"
+        else:
+            out.reason, out.detail = o.reason, o.detail
+    return out
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -656,4 +815,5 @@ def _fill(r: Result, o: Outcome, symb: dict[str, list[int]]) -> None:
 
 
 __all__ = ["Budget", "Outcome", "Unrolling", "bmc", "check_smt", "check_run", "make_trace",
-           "prove_deep", "prove_inductive", "run_goals", "step_reference"]
+           "maximize", "prove_deep", "prove_inductive", "run_goals",
+           "step_reference"]

@@ -147,10 +147,17 @@ class ProcessGroup:
     steps: list[Step]
     daemon: bool = False  # environment agents (hardware) need not finish
     doc: str = ""
+    start: str | None = None
 
     @property
     def pc_type(self) -> EnumT:
-        return EnumT(f"{self.name}.pc", tuple(self.labels) + (DONE,))
+        """Label codes are stable while the spec is built: 'done' is 0, then labels in the
+        order they are first mentioned (step, goto, at, start)."""
+        return EnumT(f"{self.name}.pc", (DONE, *self.labels))
+
+    @property
+    def entry(self) -> str:
+        return self.start or self.labels[0]
 
 
 @dataclass(frozen=True)
@@ -218,17 +225,20 @@ class ProcessBuilder:
         """Whether instance `of` is at one of the labels ('done' when finished)."""
         from checker.expr import Or
 
-        pc = self.pc(of)
         for lab in labels:
-            if lab not in self.group.labels and lab != DONE:
-                self._b._pending_labels.append((self.name, lab))
-        return Or(*(PcRef(pc.group, pc.of, self.group.pc_type) == lab for lab in labels))
+            self._label(lab)
+        pc = self.pc(of)
+        return Or(*(pc == lab for lab in labels))
+
+    def _label(self, label: str) -> None:
+        if label != DONE and label not in self.group.labels:
+            self.group.labels.append(label)
+            self._b._pending_labels.append((self.name, label))
 
     def start(self, label: str) -> None:
-        """Make `label` the entry label (default: the first label given a step)."""
-        if label in self.group.labels:
-            self.group.labels.remove(label)
-        self.group.labels.insert(0, label)
+        """Make `label` the entry label (default: the first label mentioned)."""
+        self._label(label)
+        self.group.start = label
 
     def step(
         self,
@@ -264,10 +274,8 @@ class ProcessBuilder:
                 eff.append((target, v))
         except SpecTypeError as e:
             raise SpecError(where, str(e)) from None
-        if label not in self.group.labels:
-            self.group.labels.append(label)
-        if goto != DONE:
-            self._b._pending_labels.append((self.name, goto))
+        self._label(label)
+        self._label(goto)
         self.group.steps.append(
             Step(self.name, label, kernel, g, tuple(eff), goto, choices, note, tuple(locks)))
 
@@ -411,7 +419,7 @@ class SpecBuilder:
                 raise SpecError(f"process {g.name}", "has no steps")
         for gname, lab in self._pending_labels:
             g = next(x for x in self._groups if x.name == gname)
-            if lab != DONE and lab not in g.labels:
+            if not any(st.label == lab for st in g.steps):
                 raise SpecError(f"process {gname}", f"label {lab!r} is used but has no step")
         names = {p.name for p in self._props}
         for n in self._violated | self._unknown:

@@ -22,8 +22,11 @@ Pages are given as a layout string, one letter per page of the DMA range:
   ``vfio_find_vpfn`` finds it): pinned once more, not accounted again;
 - ``F`` a user address that faults: ``pin_user_pages_remote`` fails there with -EFAULT.
 
-Abstractions: pfns are consecutive (``pfn = PFN_BASE + index``), so a run of pages ends in
-vfio_pin_pages_remote exactly where reserved-ness changes; zero pages, hugetlb and THP
+A ``|`` between two letters starts a new physically contiguous run (the pfns jump), as
+between two THP or hugetlb pages: vfio_pin_pages_remote then ends its run there
+(``goto out``), which is what makes upstream take mmap_lock for write once per run.
+
+Abstractions: zero pages, hugetlb and THP
 compound pages are not modelled (they only change how many pages one GUP call returns,
 which the model's batch capacity already varies). ``locked_vm`` is an unbounded Python
 int: an underflow shows as a negative value where the kernel would WARN and wrap.
@@ -31,7 +34,7 @@ int: an underflow shows as a negative value where the kernel would WARN and wrap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -58,16 +61,13 @@ class PageKind(Enum):
 
 @dataclass
 class Page:
-    """One user page: its kind, whether this MAP_DMA holds a pin on it, IOMMU mapping."""
+    """One user page: its kind and pfn, whether this MAP_DMA pins it, IOMMU mapping."""
 
     index: int
     kind: PageKind
+    pfn: int
     pinned: int = 0  # pins taken by this MAP_DMA (0 or 1)
     iommu_mapped: bool = False
-
-    @property
-    def pfn(self) -> int:
-        return PFN_BASE + self.index
 
     @property
     def accountable(self) -> bool:
@@ -75,17 +75,23 @@ class Page:
         return self.kind is PageKind.NORMAL
 
 
-def parse_layout(layout: str) -> list[PageKind]:
-    """'NNRP' -> page kinds; raises ValueError naming the first bad letter."""
-    kinds = []
-    for i, ch in enumerate(layout):
+def parse_layout(layout: str) -> list[tuple[PageKind, int]]:
+    """'NN|RP' -> (kind, pfn) per page; ValueError naming the first bad letter."""
+    pages: list[tuple[PageKind, int]] = []
+    pfn = PFN_BASE
+    for ch in layout:
+        if ch == "|":
+            pfn += 2  # a hole in the physical address space: the run ends
+            continue
         try:
-            kinds.append(PageKind(ch))
+            pages.append((PageKind(ch), pfn))
         except ValueError:
-            raise ValueError(f"layout letter {ch!r} at page {i} is not one of N, R, P, F") from None
-    if not kinds:
+            raise ValueError(f"layout letter {ch!r} at page {len(pages)} is not one of "
+                             "N, R, P, F or |") from None
+        pfn += 1
+    if not pages:
         raise ValueError("the layout is empty")
-    return kinds
+    return pages
 
 
 @dataclass
@@ -109,10 +115,15 @@ class MmStruct:
     pages_pinned: int = 0  # metric: pin_user_pages_remote pins taken
     account_calls: int = 0  # metric: __account_locked_vm calls
 
+    pfn_index: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pfn_index = {p.pfn: p.index for p in self.pages}
+
     @classmethod
     def from_layout(cls, layout: str, locked_vm: int, rlimit_memlock: int) -> MmStruct:
-        return cls([Page(i, k) for i, k in enumerate(parse_layout(layout))], locked_vm,
-                   rlimit_memlock)
+        pages = [Page(i, k, pfn) for i, (k, pfn) in enumerate(parse_layout(layout))]
+        return cls(pages, locked_vm, rlimit_memlock)
 
     def task(self, tid: TaskId) -> Task:
         return self.tasks[tid]
@@ -189,7 +200,8 @@ def follow_fault_pfn(mm: MmStruct, index: int) -> int:
 
 
 def page_of_pfn(mm: MmStruct, pfn: int) -> Page:
-    return mm.pages[pfn - PFN_BASE]
+    """pfn_to_page."""
+    return mm.pages[mm.pfn_index[pfn]]
 
 
 def is_invalid_reserved_pfn(mm: MmStruct, pfn: int) -> bool:
@@ -203,5 +215,3 @@ def unpin_user_page(page: Page) -> None:
         raise RuntimeError(f"unpin of page {page.index}, which is not pinned")
     page.pinned -= 1
 
-
-FaultHook = Callable[[TaskId], bool]

@@ -172,6 +172,7 @@ class VfioPinArgs:
 
     dma: VfioDma
     limit: int
+    map_size: int
     lock_cache: Cell = field(default_factory=Cell)  # fixed: one cache for the whole job
 
 
@@ -243,21 +244,25 @@ def vfio_lock_acct(ctx: Ctx, t: Thread, dma: VfioDma, npage: int, async_: bool) 
     return ret
 
 
-def vfio_lock_cache_refill(ctx: Ctx, t: Thread, args: VfioPinArgs, want: int) -> Gen:
+def vfio_lock_cache_refill(ctx: Ctx, t: Thread, args: VfioPinArgs) -> Gen:
     """fixed: refill the job's shared cache when it is empty, with at most what fits.
 
-    Under the mmap_lock writer the cache and locked_vm are stable: if another helper
-    refilled meanwhile there is nothing to do; otherwise charge min(want, cache size,
-    RLIMIT_MEMLOCK headroom). -ENOMEM only when the empty cache meets no headroom, i.e.
-    every charged page is pinned and the page that asked really does not fit.
+    A helper that finds the cache refilled by another one (an atomic read) goes on
+    without the lock. Under the mmap_lock writer the cache and locked_vm are stable: if
+    another helper refilled meanwhile there is nothing to do; otherwise charge
+    min(LOCKED_VM_CACHE_PAGES, size of the mapping, RLIMIT_MEMLOCK headroom). -ENOMEM
+    only when the empty cache meets no headroom, i.e. every charged page is pinned and
+    the page that asked really does not fit.
     """
     mm, dma = ctx.mm, args.dma
+    if args.lock_cache.value:
+        return 0
     ctx.metrics.refills += 1
     ret = yield from mmap_write_lock_killable(ctx, t)
     if ret:
         return ret
     if args.lock_cache.value == 0:
-        npage = min(want, ctx.cache_pages)
+        npage = min(args.map_size, ctx.cache_pages)
         if not dma.lock_cap:
             npage = min(npage, mm.rlimit_memlock - mm.locked_vm)
         if npage <= 0:
@@ -546,7 +551,7 @@ def vfio_pin_map_dma_chunk(ctx: Ctx, t: Thread, start_vaddr: int, end_vaddr: int
         if npage == 0 and v.cache == SHARED:
             # fixed: the first page needing accounting found the shared cache empty.
             yield Step("refill")
-            ret = yield from vfio_lock_cache_refill(ctx, t, args, unmapped_size)
+            ret = yield from vfio_lock_cache_refill(ctx, t, args)
             if ret:
                 if ret == -ENOMEM:
                     ctx.rlimit_enomem += 1
@@ -599,7 +604,7 @@ def vfio_pin_map_dma(ctx: Ctx, t: Thread, dma: VfioDma, map_size: int, chunk_pag
     fixed: the shared cache outlives the helpers; its rest is released here, after
     padata_do_multithreaded returned (every helper finished, every error undone).
     """
-    args = VfioPinArgs(dma, ctx.mm.rlimit_memlock)
+    args = VfioPinArgs(dma, ctx.mm.rlimit_memlock, map_size)
 
     def thread_fn(th: Thread, start: int, end: int, a: VfioPinArgs) -> Gen:
         return vfio_pin_map_dma_chunk(ctx, th, start, end, a)

@@ -23,7 +23,7 @@ from typing import Any
 
 from model.mm import MmStruct, PageKind, Task, parse_layout
 from model.padata import PadataMtJobState, PadataWork, padata_mt_helper
-from model.schedule import RunLog, Scheduler, ThreadId
+from model.schedule import ModelThread, RunLog, Scheduler, ThreadId
 from model.vfio import Ctx, FaultPlan, NoFaults, Thread, VfioDma, VfioIommu, vfio_pin_map_dma
 from model.vfio_variants import variant
 
@@ -57,9 +57,9 @@ class VfioConfig:
                              "helper at least)")
         if self.initial_locked < 0 or self.limit_pages < 0:
             raise ValueError("limit_pages and initial_locked must be non-negative")
-        kinds = parse_layout(self.layout)
-        if len(kinds) != self.chunks * self.chunk_pages:
-            raise ValueError(f"the layout has {len(kinds)} pages, the mapping "
+        pages = parse_layout(self.layout)
+        if len(pages) != self.chunks * self.chunk_pages:
+            raise ValueError(f"the layout has {len(pages)} pages, the mapping "
                              f"{self.chunks} x {self.chunk_pages}")
 
     @property
@@ -148,7 +148,8 @@ class VfioRun:
 
     # -- threads ------------------------------------------------------------------------
 
-    def _ioctl(self, t: Thread):  # type: ignore[no-untyped-def]
+    def _ioctl(self, t: Thread) -> ModelThread:
+        """The MAP_DMA caller: vfio_dma_do_map -> vfio_pin_map_dma."""
         cfg = self.config
         ret = yield from vfio_pin_map_dma(self.ctx, t, self.dma, cfg.pages, cfg.chunk_pages,
                                           cfg.threads, self._queue_work)

@@ -90,7 +90,8 @@ def e(t: EnumT, name: str) -> Expr:
 @specification(variants=VARIANTS, replay=replay_contpte)
 def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, readers: int = 1,
           evict: bool = True, ranges: tuple[int, ...] = (0, 4, 1, 2),
-          pages: tuple[int, ...] = (0, 1, 2, 3), ops: str = "all") -> Spec:
+          pages: tuple[int, ...] = (0, 1, 2, 3), ops: str = "all",
+          reader_pages: tuple[int, ...] = (0, 1, 2, 3)) -> Spec:
     """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
@@ -104,7 +105,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     s = SpecBuilder("contpte", __doc__ or "", variant=variant, parameters={
         "variant": variant, "cont_ptes": C, "writers": writers, "readers": readers,
         "evict": evict, "ranges": tuple(x for r in rng for x in r), "pages": pages,
-        "ops": ops})
+        "ops": ops, "reader_pages": reader_pages})
     W = Words(compact_layout(max(1, (C - 1).bit_length())))
     L = W.L
     P = s.index("page", C)
@@ -559,11 +560,12 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         z = pte[wr]
         snap = {rpg: wr, rsy: a_young[wr], rsd: a_dirty[wr], rsp: a_present[wr],
                 rsw: a_write[wr], stale[walker.self]: FALSE}
+        on_rpages = Or(*(wr == p for p in reader_pages if 0 <= p < C))
         walker.step("gl_read", "ptep_get_lockless: __ptep_get", choose=wp,
-                    guard=Not(W.valid_cont(z)),
+                    guard=on_rpages & Not(W.valid_cont(z)),
                     effects=merge(snap, {racc: z, rbb: in_bbm}), goto="gl_ret")
         walker.step("gl_read", "ptep_get_lockless: __ptep_get, PTE_CONT", choose=wp,
-                    guard=W.valid_cont(z), effects=snap, goto="gl_orig")
+                    guard=on_rpages & W.valid_cont(z), effects=snap, goto="gl_orig")
         q = pte[rpg]
         walker.step("gl_orig", "contpte_ptep_get_lockless: orig_pte = __ptep_get",
                     guard=Not(W.valid_cont(q)), effects={racc: q, rbb: in_bbm}, goto="gl_ret")

@@ -52,7 +52,9 @@ PROPERTIES: ``no_lock_inversion`` (lockdep over every explored state) and
 
 from __future__ import annotations
 
-from checker.expr import AllOf, Int
+from dataclasses import dataclass
+
+from checker.expr import AllOf, Bool, Int
 from checker.spec import ProcessBuilder, Spec, SpecBuilder, specification
 from specs.rwsem import Mutex, RwSem, SpinLock, lock_properties
 
@@ -61,12 +63,13 @@ VARIANTS = ("correct", "upgrade", "recursive_read", "ptl_inversion", "iommu_inve
 
 @specification(variants=VARIANTS)
 def build(variant: str = "correct", threads: int = 3, pages: int = 1,
-          cache: bool = True) -> Spec:
+          cache: bool = True, efault: bool = True, fatal_signal: bool = True) -> Spec:
     """The padata pinning pattern's locks: correct form and deadlocking variants."""
     if threads < 1 or pages < 1:
         raise ValueError("threads and pages must be at least 1")
     s = SpecBuilder("mmap_lock", __doc__ or "", parameters={
-        "variant": variant, "threads": threads, "pages": pages, "cache": cache},
+        "variant": variant, "threads": threads, "pages": pages, "cache": cache,
+        "efault": efault, "fatal_signal": fatal_signal},
         variant=variant)
     ioctl = s.process("ioctl", 1, doc="VFIO_IOMMU_MAP_DMA caller: vfio_dma_do_map")
     helper = s.process("helper", max(threads - 1, 0) or 1,
@@ -76,6 +79,7 @@ def build(variant: str = "correct", threads: int = 3, pages: int = 1,
     mm = RwSem(s, "mmap_lock", users, max_read_depth=2 if variant == "recursive_read" else 1)
     iommu = Mutex(s, "iommu_lock", users)
     ptl = SpinLock(s, "ptl", users)
+    opt = Options(variant, pages, cache, efault, fatal_signal)
     started = s.var("padata_started", Int(0, 1), init=0,
                     doc="padata_do_multithreaded queued the helper works")
 
@@ -84,7 +88,7 @@ def build(variant: str = "correct", threads: int = 3, pages: int = 1,
     if helpers:
         helper.step("start", "padata_mt_helper: work runs", guard=started == 1,
                     goto="chunk")
-        chunk(helper, variant, pages, cache, mm, iommu, ptl, finish="done", helper_side=True)
+        chunk(helper, opt, mm, iommu, ptl, finish="done", helper_side=True)
         s.symmetric("helper")
     else:
         helper.step("start", "padata_do_multithreaded: no helper thread", goto="done")
@@ -93,7 +97,7 @@ def build(variant: str = "correct", threads: int = 3, pages: int = 1,
                      goto="start")
     ioctl.step("start", "vfio_pin_map_dma -> padata_do_multithreaded: queue_work helpers",
                effects={started: 1}, goto="chunk")
-    chunk(ioctl, variant, pages, cache, mm, iommu, ptl, finish="wait", helper_side=False)
+    chunk(ioctl, opt, mm, iommu, ptl, finish="wait", helper_side=False)
     ioctl.step("wait", "padata_do_multithreaded: wait_for_completion(&ps.completion)",
                guard=AllOf(range(helpers), lambda h: helper.at(h, "done")) if helpers else True,
                goto="unmap")
@@ -106,11 +110,32 @@ def build(variant: str = "correct", threads: int = 3, pages: int = 1,
     return s.build()
 
 
-def chunk(p: ProcessBuilder, variant: str, pages: int, cache: bool, mm: RwSem,
-          iommu: Mutex, ptl: SpinLock, *, finish: str, helper_side: bool) -> None:
+@dataclass(frozen=True)
+class Options:
+    """The build parameters that shape one thread's chunk."""
+
+    variant: str
+    pages: int
+    cache: bool
+    efault: bool
+    fatal_signal: bool
+
+
+def chunk(p: ProcessBuilder, opt: Options, mm: RwSem, iommu: Mutex, ptl: SpinLock, *,
+          finish: str, helper_side: bool) -> None:
     """vfio_pin_map_dma_chunk for one thread, from label "chunk" to `finish`."""
+    variant, pages, cache = opt.variant, opt.pages, opt.cache
+
+    def write_lock(label: str, kernel: str, goto: str, on_eintr: str) -> None:
+        """mmap_write_lock_killable; without fatal signals it can only succeed or wait."""
+        if opt.fatal_signal:
+            mm.down_write_killable(p, label, kernel=kernel, goto=goto, on_eintr=on_eintr)
+        else:
+            mm.down_write(p, label, kernel=kernel, goto=goto)
+
     left = p.local("left", Int(0, pages), init=pages)
     lock_cache = p.local("lock_cache", Int(0, pages), init=0)
+    failed = p.local("failed", Bool(), init=False)
     acct = "vfio_lock_acct"
 
     p.step("chunk", "vfio_pin_map_dma_chunk: while (unmapped_size)", guard=left == 0,
@@ -120,8 +145,7 @@ def chunk(p: ProcessBuilder, variant: str, pages: int, cache: bool, mm: RwSem,
                guard=(left > 0) & (lock_cache == 0), goto="refill")
         p.step("chunk", "vfio_pin_map_dma_chunk: lock_cache > 0", guard=(left > 0) & (
             lock_cache > 0), goto="gup")
-        mm.down_write_killable(p, "refill", kernel=f"{acct}: mmap_write_lock_killable",
-                               goto="refill_acct", on_eintr="release")
+        write_lock("refill", f"{acct}: mmap_write_lock_killable", "refill_acct", "release")
         p.step("refill_acct", "__account_locked_vm: locked_vm += min(unmapped, CACHE)",
                effects={lock_cache: left}, goto="refill_unlock")
         mm.up_write(p, "refill_unlock", kernel=f"{acct}: mmap_write_unlock", goto="gup")
@@ -145,6 +169,9 @@ def chunk(p: ProcessBuilder, variant: str, pages: int, cache: bool, mm: RwSem,
         pinned[lock_cache] = lock_cache - 1
     p.step("pin", "follow_page_pte: try_grab_page(FOLL_PIN)", effects=pinned,
            goto="walk_unlock")
+    if opt.efault:
+        p.step("pin", "__get_user_pages: -EFAULT (no vma / fault failed)", note="-EFAULT",
+               effects={failed: True}, goto="walk_unlock")
     next_after_walk = {
         "recursive_read": "nested",
         "upgrade": "upgrade_acct",
@@ -158,9 +185,8 @@ def chunk(p: ProcessBuilder, variant: str, pages: int, cache: bool, mm: RwSem,
         mm.up_read(p, "nested_unlock", kernel="pin_user_pages_unlocked: mmap_read_unlock",
                    goto=after_gup)
     if variant == "upgrade":
-        mm.down_write_killable(p, "upgrade_acct", kernel=f"vaddr_get_pfns -> {acct}: "
-                               "mmap_write_lock_killable (mmap_lock held for read)",
-                               goto="upgrade_unlock", on_eintr=after_gup)
+        write_lock("upgrade_acct", f"vaddr_get_pfns -> {acct}: mmap_write_lock_killable "
+                   "(mmap_lock held for read)", "upgrade_unlock", after_gup)
         mm.up_write(p, "upgrade_unlock", kernel=f"{acct}: mmap_write_unlock", goto=after_gup)
     if variant == "iommu_inversion" and helper_side:
         iommu.mutex_lock(p, "vpfn", kernel="vfio_pin_pages_remote: mutex_lock(&iommu->lock) "
@@ -168,20 +194,22 @@ def chunk(p: ProcessBuilder, variant: str, pages: int, cache: bool, mm: RwSem,
         iommu.mutex_unlock(p, "vpfn_unlock", kernel="vfio_find_vpfn done: mutex_unlock",
                            goto=after_gup)
     uncached = not cache or variant == "upgrade"
-    mm.up_read(p, after_gup, kernel="vaddr_get_pfns: mmap_read_unlock",
-               goto="charge" if uncached and variant != "upgrade" else "chunk")
+    mm.up_read(p, after_gup, kernel="vaddr_get_pfns: mmap_read_unlock", goto="gup_done")
+    p.step("gup_done", "vfio_pin_pages_remote: vaddr_get_pfns failed, goto unpin_out",
+           note="error: the chunk breaks out", guard=failed, goto="release")
+    p.step("gup_done", "vfio_pin_pages_remote: pages pinned", guard=~failed,
+           goto="charge" if uncached and variant != "upgrade" else "chunk")
     if uncached and variant != "upgrade":
-        mm.down_write_killable(p, "charge", kernel=f"vfio_pin_pages_remote out: {acct}: "
-                               "mmap_write_lock_killable", goto="charge_unlock",
-                               on_eintr="release")
+        write_lock("charge", f"vfio_pin_pages_remote out: {acct}: mmap_write_lock_killable",
+                   "charge_unlock", "release")
         mm.up_write(p, "charge_unlock", kernel=f"{acct}: mmap_write_unlock", goto="chunk")
 
     p.step("release", "vfio_pin_map_dma_chunk: vfio_lock_acct(dma, -lock_cache)",
            note="lock_cache == 0: returns at once", guard=lock_cache == 0, goto=finish)
     p.step("release", "vfio_pin_map_dma_chunk: vfio_lock_acct(dma, -lock_cache)",
            note="unused cache to give back", guard=lock_cache > 0, goto="uncharge")
-    mm.down_write_killable(p, "uncharge", kernel=f"{acct}(-lock_cache): "
-                           "mmap_write_lock_killable", goto="uncharge_acct", on_eintr=finish)
+    write_lock("uncharge", f"{acct}(-lock_cache): mmap_write_lock_killable", "uncharge_acct",
+               finish)
     p.step("uncharge_acct", "__account_locked_vm: locked_vm -= lock_cache",
            effects={lock_cache: 0}, goto="uncharge_unlock")
     mm.up_write(p, "uncharge_unlock", kernel=f"{acct}: mmap_write_unlock", goto=finish)

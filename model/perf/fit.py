@@ -23,7 +23,7 @@ from pathlib import Path
 
 from model.perf import predict as predict_mod
 from model.perf.costs import Params
-from model.perf.predict import Config, predict
+from model.perf.predict import Config, predict_many
 from model.perf.tables import INTEL_TABLES, Row, Table
 
 
@@ -89,15 +89,14 @@ def _from_params(p: Params) -> list[float]:
     return x
 
 
-def loss(p: Params) -> float:
+def loss(p: Params, jobs: int = 2) -> float:
     """Sum of squared log errors of the predicted speedup over the fit rows."""
     predict_mod._WINDOWS.clear()
-    total = 0.0
-    for t, r in fit_rows():
-        pred = predict(Config(t.machine, t.backing, t.mem_gib, t.qthr, r.threads,
-                              r.cache_pages), p)
-        total += (math.log(pred.speedup) - math.log(r.pin_speedup)) ** 2
-    return total
+    rows = fit_rows()
+    preds = predict_many([Config(t.machine, t.backing, t.mem_gib, t.qthr, r.threads,
+                                 r.cache_pages) for t, r in rows], p, jobs=jobs)
+    return sum((math.log(pred.speedup) - math.log(r.pin_speedup)) ** 2
+               for (_, r), pred in zip(rows, preds, strict=True))
 
 
 def fit(start: Params | None = None, max_evals: int = 60,

@@ -7,8 +7,8 @@ their ratio, like the published speedups (base / test).
 Simulation budget: a job is simulated in full when it is small; otherwise for a window of
 units that covers the steady state (``budget_units``) and the rest is extrapolated at the
 measured rate. With a cache the window spans at least one refill per thread where it
-can (T x cache units), so refills are in the measured rate. Two jobs that differ only in
-size beyond the window have the same window, so its result is shared (memoised).
+can (T x cache units), so refills are in the measured rate. Jobs much larger than their
+window share one simulated window of ``WINDOW_JOB_FACTOR`` x budget units (memoised).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from model.perf.costs import UNIT_PAGES, Params, UnitCosts, unit_costs
 from model.perf.machines import BACKINGS, Machine, machine
-from model.perf.sim import RunTiming, TimedRun, Workload, padata_chunk_units
+from model.perf.sim import RunTiming, TimedRun, Workload
 
 BASE_BUDGET = 1000
 SINGLE_BUDGET = 1000
@@ -27,6 +27,7 @@ NOCACHE_BUDGET = 3000
 CACHE_BUDGET_MIN = 3000
 CACHE_BUDGET_MAX = 8000
 SEED = 1
+WINDOW_JOB_FACTOR = 8
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,19 @@ def timed_pin(costs: UnitCosts, units: int, threads: int, cache_pages: int,
               seed: int = SEED) -> tuple[float, int, bool]:
     """Predicted pin seconds for ``units``, units simulated, and whether extrapolated."""
     budget = budget_units(units, threads, cache_pages)
+    sim_units = units
     if budget >= units:
-        key = (costs, threads, cache_pages, units, -1, seed)
+        key = (costs, threads, cache_pages, units, units, seed)
     else:
-        chunk = padata_chunk_units(units, max(threads, 1))
-        # A chunk longer than twice each thread's share of the window is never finished
-        # inside it: every such job simulates the same window.
-        key = (costs, threads, cache_pages, budget,
-               min(chunk, 2 * budget // max(threads, 1) + 1), seed)
+        # In a job of 8 x budget units or more, every chunk is at least twice a thread's
+        # share of the window (chunk = units / (4 x threads)), so no thread finishes its
+        # first chunk inside the window: every such job simulates the same window, and
+        # the smallest one is simulated.
+        sim_units = min(units, WINDOW_JOB_FACTOR * budget)
+        key = (costs, threads, cache_pages, budget, sim_units, seed)
     run = _WINDOWS.get(key)
     if run is None:
-        run = TimedRun(Workload(units, threads, cache_pages), costs, seed, budget).run()
+        run = TimedRun(Workload(sim_units, threads, cache_pages), costs, seed, budget).run()
         _WINDOWS[key] = run
     return run.pin_s_for(units), run.simulated_units, run.extrapolated
 

@@ -24,11 +24,10 @@ timing layer applies it: once the head writer has waited RWSEM_WAIT_TIMEOUT, thr
 to take mmap_lock are held back until that writer got it.
 
 Scale: 1 model page = 1 unit of 256 base pages, a batch is 2 units (512 pages) and a huge
-page 2 units, see ``costs.py``. The model gives pages consecutive pfns (one physically
-contiguous range); real huge pages are contiguous only within themselves, so the timing
-layer hands the model a page array whose pfns leave a gap after every huge page
-(``HugepagePages``): each vfio_pin_pages_remote call then ends at a huge page boundary,
-as on the measured systems (where successive huge pages are rarely physically adjacent).
+page 2 units, see ``costs.py``. Real huge pages are physically contiguous only within
+themselves, so the layout given to model.mm has a hole (``|``) after every huge page
+(``hugepage_layout``): each vfio_pin_pages_remote call ends at a huge page boundary, as
+on the measured systems (where successive huge pages are rarely physically adjacent).
 
 Large jobs are simulated up to a budget of units and the rest is extrapolated at the rate
 measured over the second half of the simulated part (``TimedRun.run``); every reported
@@ -39,13 +38,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 import simpy
 
-from model.mm import PFN_BASE, MmStruct, Page, PageKind, Task
+from model.mm import MmStruct, Task
 from model.padata import PadataMtJobState, PadataWork, padata_mt_helper
 from model.perf.costs import BATCH_UNITS, RUN_UNITS, UNIT_PAGES, UnitCosts
 from model.rwsem import WRITE
@@ -60,51 +59,10 @@ LOCK_STEPS = frozenset({"gup", "out", "refill", "release"})
 """Step labels after which the thread's next action is an mmap_lock acquisition."""
 
 
-class UnitPage(Page):
-    """A unit whose pfn leaves a gap after each physically contiguous run."""
-
-    def __init__(self, index: int, pfn_offset: int) -> None:
-        super().__init__(index, PageKind.NORMAL)
-        self._pfn = PFN_BASE + pfn_offset
-
-    @property
-    def pfn(self) -> int:  # type: ignore[override]
-        return self._pfn
-
-
-class HugepagePages(Sequence[Page]):
-    """mm.pages for the timing layer: user-address index -> unit, and pfn offset -> unit.
-
-    model.mm looks pages up by user address (``mm.pages[vaddr]``) and by pfn
-    (``mm.pages[pfn - PFN_BASE]``). Unit ``i`` gets pfn offset ``base + i + i // run``
-    (a gap after every ``run`` units), with ``base`` above every address index, so the
-    two kinds of lookup never collide.
-    """
-
-    def __init__(self, units: int, run: int = 1) -> None:
-        self.run = run
-        self.base = 2 * units + 2
-        self._pages = [UnitPage(i, self.base + i + i // run) for i in range(units)]
-
-    def __len__(self) -> int:
-        return len(self._pages)
-
-    def __iter__(self) -> Iterator[Page]:
-        return iter(self._pages)
-
-    @overload
-    def __getitem__(self, k: int) -> Page: ...
-
-    @overload
-    def __getitem__(self, k: slice) -> Sequence[Page]: ...
-
-    def __getitem__(self, k: int | slice) -> Page | Sequence[Page]:
-        if isinstance(k, slice):
-            return self._pages[k]
-        if k < self.base:
-            return self._pages[k]
-        m = k - self.base
-        return self._pages[m - m // (self.run + 1)]
+def hugepage_layout(units: int, run: int = RUN_UNITS) -> str:
+    """A model.mm layout of ``units`` normal pages with a physical hole after each run."""
+    full, rest = divmod(units, run)
+    return ("N" * run + "|") * full + "N" * rest
 
 
 def padata_chunk_units(units: int, max_threads: int, align_units: int = RUN_UNITS) -> int:
@@ -177,7 +135,7 @@ class TimedRun:
         self.rng = random.Random(seed)
         self.budget = work.units if budget_units is None else min(budget_units, work.units)
         self.env = simpy.Environment()
-        self.mm = MmStruct(HugepagePages(work.units, RUN_UNITS), 0, 4 * work.units)  # type: ignore[arg-type]
+        self.mm = MmStruct.from_layout(hugepage_layout(work.units), 0, 4 * work.units)
         caller = Task(0, killable=True)
         self.mm.tasks[0] = caller
         self.dma = VfioDma(0, 0, 0, caller, False)

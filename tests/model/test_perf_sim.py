@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from model.mm import PFN_BASE, page_of_pfn
+from model.mm import MmStruct
 from model.perf.costs import RUN_UNITS, UNIT_PAGES, Params, UnitCosts, unit_costs
 from model.perf.machines import machine
 from model.perf.predict import budget_units, timed_pin
-from model.perf.sim import HugepagePages, TimedRun, Workload, padata_chunk_units
+from model.perf.sim import TimedRun, Workload, hugepage_layout, padata_chunk_units
 
 INTEL = "intel-skylake-8167m"
 
@@ -20,22 +20,11 @@ def costs(prefaulted: bool, **changes: float) -> UnitCosts:
     return dataclasses.replace(c, **changes)
 
 
-def test_pages_resolve_by_address_and_by_pfn_with_a_gap_per_huge_page() -> None:
-    pages = HugepagePages(6, run=2)
-    assert [p.index for p in pages] == list(range(6))
-    pfns = [p.pfn for p in pages]
-    # contiguous inside a huge page, a gap between huge pages
-    assert [b - a for a, b in zip(pfns, pfns[1:], strict=False)] == [1, 2, 1, 2, 1]
-
-    class FakeMm:
-        pass
-
-    mm = FakeMm()
-    mm.pages = pages  # type: ignore[attr-defined]
-    for p in pages:
-        assert pages[p.index] is p
-        assert page_of_pfn(mm, p.pfn) is p  # type: ignore[arg-type]
-    assert min(pfns) - PFN_BASE >= len(pages)
+def test_each_huge_page_is_its_own_contiguous_run() -> None:
+    mm = MmStruct.from_layout(hugepage_layout(6, run=2), 0, 100)
+    pfns = [p.pfn for p in mm.pages]  # "|" is a hole: the next run starts two pfns later
+    assert [b - a for a, b in zip(pfns, pfns[1:], strict=False)] == [1, 3, 1, 3, 1]
+    assert hugepage_layout(5, run=2) == "NN|NN|N"
 
 
 def test_padata_chunk_size_is_the_kernels() -> None:
