@@ -221,7 +221,7 @@ class Translator:
                 return v[0] * v[1], wd
             case "//" | "%":
                 a, b = v
-                q = a / b
+                q = z3.If(b > 0, a / b, (-a) / (-b))
                 return (q if op == "//" else a - b * q), z3.And(wd, b != 0)
             case "&":
                 return v[0] & v[1], wd

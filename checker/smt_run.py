@@ -335,7 +335,7 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
                     g = open_.pop(name)
                     out[name] = Outcome(UNKNOWN, k - 1, "bmc", f"solver gave up at depth {k} "
                                         f"({u.unknown}); no violation within {k - 1} steps")
-            if not open_:
+            if not open_ and goals:
                 return out
             if errors:
                 _spec_errors(enc, u, k, ce, prop_errors, budget)

@@ -423,7 +423,9 @@ def vfio_pin_pages_remote(ctx: Ctx, t: Thread, dma: VfioDma, vaddr: int, npage: 
         vfio_batch_unpin(ctx, batch)
         if v.uncharge_drawn_on_error and drawn:
             # fixed/upfront: the unpinned pages give back what they drew.
+            ctx.pending_release[t.tid] = drawn
             yield from vfio_lock_acct(ctx, t, dma, -drawn, False)
+            ctx.pending_release[t.tid] = 0
         return ret
     return pinned
 
@@ -466,10 +468,12 @@ def vfio_unmap_unpin(ctx: Ctx, t: Thread, dma: VfioDma, iova: int, end: int,
         unlocked += got
         if got and vfio_find_vpfn(dma, i):
             vpfn += 1
+    if do_accounting:
+        # the unpinned pages' charge is on its way back (one step in the spec)
+        ctx.pending_release[t.tid] = unlocked - vpfn
     yield Point("unmap_unpin", end - iova)
     if do_accounting:
         release = unlocked - vpfn if ctx.variant.vpfn_aware_undo else unlocked
-        ctx.pending_release[t.tid] = unlocked - vpfn
         yield from vfio_lock_acct(ctx, t, dma, -release, True)
         ctx.pending_release[t.tid] = 0
         return 0

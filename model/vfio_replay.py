@@ -14,7 +14,9 @@ step label, note, choice). From it this module derives
   else normal), which keeps "everything that needs accounting fits" true whenever the
   trace's prefix says so;
 - the faults: the steps where vfio_iommu_map fails, and the steps where a killable
-  mmap_lock acquisition is contended (the ``-EINTR`` alternatives).
+  mmap_lock acquisition is contended (the ``-EINTR`` alternatives);
+- with ``granularity="batch"``, a step taking a run of ``na + nv`` pages becomes that many
+  iterations of the model's inner loop (normal pages first).
 
 ``replay(trace_like)`` runs it on ``model.vfio_run.VfioRun`` and returns the outcome.
 """
@@ -136,6 +138,18 @@ def plan(trace: TraceLike) -> Plan:
             elif "-EINTR" in note and kinds[pos] is None:
                 setk(pos, "P" if prm.get("pinned", True) else
                      "F" if prm.get("efault", True) else "N")
+        elif step.label == "page" and "na" in step.choice:
+            # granularity="batch": one spec step is na + nv iterations of the inner loop
+            na, nv = int(step.choice["na"]), int(step.choice["nv"])
+            schedule.extend([i] * (na + nv - 1))
+            labels.extend(["page"] * (na + nv - 1))
+            b = batches.get(i)
+            for off, kind in enumerate("N" * na + "P" * nv):
+                setk(pos + off, kind)
+                if b is not None and pos + off in b.positions:
+                    b.positions.remove(pos + off)
+                    b.normal -= kind == "N"
+                    b.pinned -= kind == "P"
         elif step.label == "page":
             b = batches.get(i)
             if _local(post, "p_acc", i) > _local(pre, "p_acc", i):

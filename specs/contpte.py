@@ -91,7 +91,7 @@ def e(t: EnumT, name: str) -> Expr:
 def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, readers: int = 1,
           evict: bool = True, ranges: tuple[int, ...] = (0, 4, 1, 2),
           pages: tuple[int, ...] = (0, 1, 2, 3), ops: str = "all",
-          reader_pages: tuple[int, ...] = (0, 1, 2, 3)) -> Spec:
+          reader_pages: tuple[int, ...] = (0, 1, 2, 3), reader_snapshots: bool = False) -> Spec:
     """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
@@ -105,7 +105,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     s = SpecBuilder("contpte", __doc__ or "", variant=variant, parameters={
         "variant": variant, "cont_ptes": C, "writers": writers, "readers": readers,
         "evict": evict, "ranges": tuple(x for r in rng for x in r), "pages": pages,
-        "ops": ops, "reader_pages": reader_pages})
+        "ops": ops, "reader_pages": reader_pages, "reader_snapshots": reader_snapshots})
     W = Words(compact_layout(max(1, (C - 1).bit_length())))
     L = W.L
     P = s.index("page", C)
@@ -126,7 +126,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     mmu = s.process("mmu", 1, daemon=True, doc="the MMU: walks, AF/DBM updates, TLB")
     ptl = SpinLock(s, "ptl", users=(cpu,))
     stale = (s.array("gl_stale", s.index("reader", readers), Bool(), False,
-                     doc="a zap or an ageing consumed state while walker[r] was reading")
+                     doc="core-mm changed the plain table while walker[r] was reading")
              if readers else None)
 
     op = cpu.local("op", OPS, "none")
@@ -168,7 +168,10 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         return out
 
     def stale_all() -> dict[Expr, Any]:
-        return {stale[r]: TRUE for r in range(readers)} if stale is not None else {}
+        """Mark every lockless read in progress as overlapping a plain-table change."""
+        if walker is None or stale is None:
+            return {}
+        return {stale[r]: stale[r] | Not(walker.at(r, "gl_read")) for r in range(readers)}
 
     def consume(i: Expr) -> dict[Expr, Any]:
         """The plain table's view of a zap of page i."""
@@ -178,10 +181,10 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     def appear(i: Expr, w: Expr) -> dict[Expr, Any]:
         """The plain table's view of a new entry w at page i (taint reset if block was empty)."""
         empty = AllOf(P, lambda j: Not(a_present[j]))
-        return {a_present[i]: TRUE, a_write[i]: W.write(w), a_young[i]: W.young(w),
-                a_dirty[i]: W.dirty(w),
-                t_young: ite(empty, W.young(w), t_young | W.young(w)),
-                t_dirty: ite(empty, W.dirty(w), t_dirty | W.dirty(w))}
+        return merge({a_present[i]: TRUE, a_write[i]: W.write(w), a_young[i]: W.young(w),
+                      a_dirty[i]: W.dirty(w),
+                      t_young: ite(empty, W.young(w), t_young | W.young(w)),
+                      t_dirty: ite(empty, W.dirty(w), t_dirty | W.dirty(w))}, stale_all())
 
     release = (LockOp("ptl", "release", "excl"),)
 
@@ -465,7 +468,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
          guard=W.cont(y), effects=enter_convert(W.mknoncont(y), "wp1"), goto="cv_clear")
     step("wp_read", "wrprotect_ptes(nr=1): __ptep_get", guard=Not(W.cont(y)),
          goto="wp_cmpxchg")
-    wp_done = {pte[k]: W.wrprotect(x), a_write[k]: FALSE}
+    wp_done = merge({pte[k]: W.wrprotect(x), a_write[k]: FALSE}, stale_all())
     kern = "___ptep_set_wrprotect: cmpxchg(pte_wrprotect) loop"
     step("wp_cmpxchg", kern, note="__wrprotect_ptes: next entry",
          guard=is_op("fork") & more, effects=merge(wp_done, {k: k + 1}), goto="wp_cmpxchg")
@@ -524,6 +527,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     kern = "__ptep_set_access_flags: __ptep_get, pte_same, cmpxchg loop"
     step("safr_cmpxchg", kern, note="pte_same: return 0", guard=same & single,
          effects={k: 0}, goto="unlock")
+    raised = merge(raised, stale_all())
     step("safr_cmpxchg", kern, guard=Not(same) & single,
          effects=merge({pte[k]: merged}, raised), goto="safr_flush")
     step("safr_cmpxchg", kern, note="contpte_ptep_set_access_flags: next entry",
@@ -546,20 +550,19 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
                    | at_cpu(w, "cv_clear_store", "cv_flush", "cv_write"))
     gl_checks: list[Expr] = []
     gl_under: dict[str, list[Expr]] = {"dirty": [], "young": []}
-    if walker is not None:
+    if walker is not None and stale is not None:
         rpg = walker.local("pg", Int(0, C - 1), 0)
         rk = walker.local("k", Int(0, C), 0)
         racc = walker.local("acc", W.sort, 0)
-        rsy = walker.local("sy", Bool(), False)
-        rsd = walker.local("sd", Bool(), False)
-        rsp = walker.local("sp", Bool(), False)
-        rsw = walker.local("sw", Bool(), False)
         rbb = walker.local("bbm", Bool(), False)
+        rsy = walker.local("sy", Bool(), False) if reader_snapshots else None
+        rsd = walker.local("sd", Bool(), False) if reader_snapshots else None
         wp = Choice("page", Int(0, C - 1))
         wr = wp.ref
         z = pte[wr]
-        snap = {rpg: wr, rsy: a_young[wr], rsd: a_dirty[wr], rsp: a_present[wr],
-                rsw: a_write[wr], stale[walker.self]: FALSE}
+        snap: dict[Expr, Any] = {rpg: wr}
+        if rsy is not None and rsd is not None:
+            snap.update({rsy: a_young[wr], rsd: a_dirty[wr]})
         on_rpages = Or(*(wr == p for p in reader_pages if 0 <= p < C))
         walker.step("gl_read", "ptep_get_lockless: __ptep_get", choose=wp,
                     guard=on_rpages & Not(W.valid_cont(z)),
@@ -572,8 +575,9 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         walker.step("gl_orig", "contpte_ptep_get_lockless: orig_pte = __ptep_get",
                     guard=W.valid_cont(q), effects={racc: q, rk: 0}, goto="gl_gather")
         gx = pte[rk]
-        bad = Not(W.valid_cont(gx)) | Not(W.pfn_is(gx, 0) if C == 1 else
-                                          (gx & W.c(L.pfn_mask)) == W.pfn_word(rk, C)) \
+        # pfn check: the frames of this block are 0..C-1, so pte_pfn(orig_pte) minus the
+        # target's offset is 0 whenever orig_pte is an entry of the block (refines_core_mm)
+        bad = Not(W.valid_cont(gx)) | ((gx & W.c(L.pfn_mask)) != W.pfn_word(rk, C)) \
             | (W.attrs(gx) != W.attrs(racc))
         walker.step("gl_gather", "contpte_ptep_get_lockless: __ptep_get, inconsistent: retry",
                     guard=bad, effects={rk: 0}, goto="gl_orig")
@@ -583,21 +587,23 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         walker.step("gl_gather", "contpte_ptep_get_lockless: __ptep_get, gather (last)",
                     guard=Not(bad) & (rk == C - 1),
                     effects={racc: W.gather(racc, gx), rk: 0}, goto="gl_ret")
-        walker.step("gl_ret", "ptep_get_lockless returns", goto="gl_read",
-                    effects={rpg: 0, rk: 0, racc: W.c(0), rsy: FALSE, rsd: FALSE, rsp: FALSE,
-                             rsw: FALSE, rbb: FALSE})
+        done: dict[Expr, Any] = {rpg: 0, rk: 0, racc: W.c(0), rbb: FALSE,
+                                 stale[walker.self]: FALSE}
+        if rsy is not None and rsd is not None:
+            done.update({rsy: FALSE, rsd: FALSE})
+        walker.step("gl_ret", "ptep_get_lockless returns", goto="gl_read", effects=done)
         for r in range(readers):
             at = walker.at(r, "gl_ret")
-            R, i = racc[r], rpg[r]
-            fresh = Not(stale[r])
+            R, i, st = racc[r], rpg[r], stale[r]
             gl_checks.append(Implies(at, And(
-                Implies(W.valid(R), AnyOf(P, lambda j: (i == j) & W.pfn_is(R, j)
-                                          & ((W.write(R) == rsw[r]) | (W.write(R) == a_write[j]))
-                                          & Implies(W.young(R), a_young[j] | rsy[r] | t_young)
-                                          & Implies(W.dirty(R), a_dirty[j] | rsd[r] | t_dirty))),
-                Implies(Not(W.valid(R)), Not(rsp[r]) | Not(a_present[i]) | rbb[r] | stale[r]))))
-            gl_under["dirty"].append(Implies(at & W.valid(R) & fresh & rsd[r], W.dirty(R)))
-            gl_under["young"].append(Implies(at & W.valid(R) & fresh & rsy[r], W.young(R)))
+                Implies(W.valid(R), AnyOf(P, lambda j: (i == j) & W.pfn_is(R, j) & Or(st, And(
+                    W.write(R) == a_write[j], Implies(W.young(R), a_young[j] | t_young),
+                    Implies(W.dirty(R), a_dirty[j] | t_dirty))))),
+                Implies(Not(W.valid(R)), Not(a_present[i]) | rbb[r] | st))))
+            if rsy is not None and rsd is not None:
+                fresh = at & W.valid(R) & Not(st)
+                gl_under["dirty"].append(Implies(fresh & rsd[r], W.dirty(R)))
+                gl_under["young"].append(Implies(fresh & rsy[r], W.young(R)))
 
     # ============================================================ properties
     ptl_free = ptl.owner == ptl.owners.none

@@ -188,6 +188,7 @@ def _head(kind: str) -> Const:
     """A ``head`` enum literal (ite needs one expression operand)."""
     return Const(HEAD.code(kind), HEAD)
 
+
 Effects = dict[Expr, Any]
 Branch = tuple[Any, Effects, str]  # (condition on the post-state, extra effects, goto)
 
@@ -329,6 +330,8 @@ class _Builder:
                                 doc="normal pages of a completed chunk")
         self.done_vp = s.array("done_vp", C, Int(0, cp), init=0,
                                doc="already-pinned pages of a completed chunk")
+        self.failed_chunk = s.array("failed", C, Bool(), init=False,
+                                    doc="padata's failed_works: chunks whose thread_fn failed")
         self.pool = s.var("pool", Int(0, p.cache), init=0,
                           doc="fixed: the job's shared locked_vm cache") \
             if v.cache == SHARED else None
@@ -378,7 +381,7 @@ class _Builder:
 
     def failed(self, c: int) -> Expr:
         """Chunk c failed (padata's failed_works): its helper stopped with an error."""
-        return Or(*((self.chunk[t] == c) & (self.ret[t] != OK) for t in self.T))
+        return self.failed_chunk[c]
 
     def step(self, label: str, kernel: str, guard: Any, effects: Effects, branches: list[Branch],
              note: str = "", choose: tuple[Choice, ...] = ()) -> None:
@@ -492,7 +495,8 @@ class _Builder:
             records.append(((self.chunk == c) & (self.ret == OK),
                             {self.done_acc[c]: self.m_acc, self.done_vp[c]: self.m_vp},
                             self.error, f"chunk {c} done"))
-        records.append(((self.chunk >= 0) & (self.ret != OK), {},
+        records.append(((self.chunk >= 0) & (self.ret != OK),
+                        {self.failed_chunk[self.chunk]: True},
                         ite(self.error == OK, self.ret, self.error),
                         "chunk failed: keep the first error"))
         for cond, rec, err_post, note in records:

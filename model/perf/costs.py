@@ -23,7 +23,11 @@ and from the few fitted ``Params``:
 - ``iommu_map``: vfio_iommu_map of the unit, outside mmap_lock;
 - ``write_cs``: the mmap_lock writer's critical section in vfio_lock_acct;
 - ``wake``: mean latency from a sleeping waiter being woken to it running;
-- ``jitter``: log-normal spread of the per-unit work (page placement, cache misses).
+- ``jitter``: log-normal spread of the per-unit work (page placement, cache misses);
+- ``line``: every mmap_lock operation (down/up, read or write) is an atomic on the
+  rw_semaphore's count word; its cache line serves one CPU at a time, so with many
+  threads the lock operations themselves queue (the reader-side scalability limit of a
+  single-count rwsem, which matters when GUP is short, i.e. prefaulted memory).
 
 The outside-the-lock work (``page_step + iommu_map``) is the same for both backings (same
 number of pages, same IOMMU); the rest of the faulted per-page cost is GUP, so THP's much
@@ -58,6 +62,8 @@ class Params:
     jitter: float = 0.2
     wake_each_us: float = 0.0
     """Waker's cost per task in wake_up_q (try_to_wake_up, an IPI to an idle CPU)."""
+    line_ns: float = 0.0
+    """One atomic on mmap_lock's count word when its cache line bounces between CPUs."""
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -76,6 +82,7 @@ class UnitCosts:
     wake: float
     jitter: float
     wake_each: float = 0.0
+    line: float = 0.0
     spin: float = 50e-9
     handoff: float = RWSEM_WAIT_TIMEOUT
 
@@ -102,4 +109,4 @@ def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCos
     return UnitCosts(gup=gup, fault=fault, fault_parallel=fault_parallel,
                      page_step=out_unit / 2, iommu_map=out_unit / 2, write_cs=write_cs,
                      wake=p.wake_us * 1e-6, jitter=p.jitter,
-                     wake_each=p.wake_each_us * 1e-6)
+                     wake_each=p.wake_each_us * 1e-6, line=p.line_ns * 1e-9)

@@ -5,7 +5,8 @@ padata_do_multithreaded, and one padata_mt_helper per queued kworker) runs as a 
 process. The process advances its generator to the next scheduling point, then holds
 simulated time for the work done in that segment, priced from the model's own counters
 (``mm.pages_pinned``, ``ctx.metrics.iommu_maps``, ``mm.account_calls``) and the step
-label (``page``): see ``costs.py``. No part of the algorithm is re-implemented here: which
+label (``page``): see ``costs.py`` (each vfio_iommu_map call maps one huge page, a run of
+RUN_UNITS units). No part of the algorithm is re-implemented here: which
 lock is taken when, how the cache is refilled, drawn and released, and how padata hands
 out chunks is whatever the model code does.
 
@@ -48,7 +49,7 @@ from model.mm import MmStruct, Task
 from model.padata import PadataMtJobState, PadataWork, padata_mt_helper
 from model.perf.costs import BATCH_UNITS, RUN_UNITS, UNIT_PAGES, UnitCosts
 from model.rwsem import WRITE
-from model.schedule import Blocked, Step
+from model.schedule import Blocked, Point, Step
 from model.vfio import Ctx, NoFaults, Thread, VfioDma, VfioIommu, vfio_pin_map_dma
 from model.vfio_variants import variant
 
@@ -146,6 +147,7 @@ class TimedRun:
         self.write_wait_since: dict[int, float] = {}
         self.held_back: dict[int, simpy.Event] = {}
         self.faulting = 0
+        self.line_free = 0.0
         self.events = 0
         self.helpers_done = self.env.event()
         self.stop = self.env.event()
@@ -248,6 +250,10 @@ class TimedRun:
                     self.sleepers[tid] = ev
                     order = yield ev
                     yield env.timeout(self._wake_latency() + order * c.wake_each)
+                    wait = self._line()
+                    if wait:
+                        yield env.timeout(wait)
+                    pending += c.line
                 elif y.what == "completion":
                     yield self.helpers_done
                 else:
@@ -256,34 +262,70 @@ class TimedRun:
             self.write_wait_since.pop(tid, None)
             cost = waking + pending
             pending = 0.0
-            cost += (ctx.metrics.iommu_maps - maps0) * c.iommu_map
+            cost += (ctx.metrics.iommu_maps - maps0) * RUN_UNITS * c.iommu_map
             cost += (mm.account_calls - accts0) * c.write_cs
             if pinned:
+                # Point("mmap_lock read"): GUP (and faults) under the reader, then up_read.
                 cost += pinned * c.gup * self._spread()
                 if c.fault:
                     self.faulting += 1
                     share = max(1.0, self.faulting / c.fault_parallel)
-                    yield env.timeout(cost + pinned * c.fault * share * self._spread())
+                    fault = pinned * c.fault * share * self._spread()
+                    yield env.timeout(cost + fault)
                     self.faulting -= 1
-                    continue
-            if type(y) is Step:
+                else:
+                    yield env.timeout(cost)
+                wait = self._line()
+                if wait:
+                    yield env.timeout(wait)
+                pending = c.line
+                continue
+            kind = type(y)
+            if kind is Step:
                 if y.label == "page":
                     # Thread-local work: no other thread can observe it, so its time is
                     # added to the next segment that touches shared state (saves an event).
                     pending = cost + c.page_step
                     continue
                 if y.label in LOCK_STEPS:
-                    if cost:
-                        yield env.timeout(cost)
-                        cost = 0.0
                     owner = self._handoff_writer()
                     while owner is not None and owner != tid:
                         ev = env.event()
                         self.held_back[tid] = ev
                         yield ev
                         owner = self._handoff_writer()
+                    if cost:
+                        yield env.timeout(cost)
+                    wait = self._line()
+                    if wait:
+                        yield env.timeout(wait)
+                    pending = c.line
+                    continue
+            elif kind is Point and y.what == "mmap_lock write":
+                # the critical section, then up_write
+                if cost:
+                    yield env.timeout(cost)
+                wait = self._line()
+                if wait:
+                    yield env.timeout(wait)
+                pending = c.line
+                continue
             if cost:
                 yield env.timeout(cost)
+
+    def _line(self) -> float:
+        """Wait before this thread's atomic on mmap_lock's count word can start (now).
+
+        The word's cache line serves one CPU at a time, ``line`` seconds each, in arrival
+        order; the atomic's own ``line`` is charged to the thread afterwards.
+        """
+        line = self.costs.line
+        if not line:
+            return 0.0
+        now = self.env.now
+        start = max(now, self.line_free)
+        self.line_free = start + line
+        return start - now
 
     def _check_completion(self) -> None:
         """complete(&ps->completion) happened in the segment just run: wake the caller."""

@@ -134,7 +134,7 @@ def z3_value(e: Expr, state: tuple[int, ...], p: int, c: int) -> int | None:
     return as_int(z3.simplify(val))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(exprs(BOOL), states,
        st.integers(0, 4), st.integers(0, 3))
 def test_bool_expressions_match_the_compiled_engine(e: Expr, state: tuple[int, ...], p: int,
@@ -142,7 +142,7 @@ def test_bool_expressions_match_the_compiled_engine(e: Expr, state: tuple[int, .
     assert z3_value(e, state, p, c) == compiled_value(e, state, p, c)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(exprs(INT), states, st.integers(0, 4), st.integers(0, 3))
 def test_int_expressions_match_the_compiled_engine(e: Expr, state: tuple[int, ...], p: int,
                                                    c: int) -> None:
@@ -155,7 +155,7 @@ def test_int_expressions_match_the_compiled_engine(e: Expr, state: tuple[int, ..
             assert evaluate(sub, state, {"P": p}) == want
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(exprs(BV4), states, st.integers(0, 4), st.integers(0, 3))
 def test_bitvector_expressions_match_the_compiled_engine(e: Expr, state: tuple[int, ...],
                                                          p: int, c: int) -> None:

@@ -193,3 +193,24 @@ def test_fixed_passes_beyond_the_gate(params: dict[str, Any]) -> None:
     c = checked("fixed", **params)
     assert c.exploration.complete
     assert set(verdicts(c).values()) == {PASS}
+
+
+@pytest.mark.parametrize("variant, params", [
+    ("upstream", {"granularity": "batch", "fatal_signal": False}),
+    ("seed", {"granularity": "batch", "fatal_signal": False, "pinned": False}),
+    ("seed", {"layout": "FNNR"}),
+    ("upfront", {"layout": "NPRN"}),
+])
+def test_fresh_counterexamples_replay_on_the_model(variant: str, params: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    """Not only the committed traces: batch-granularity and fixed-layout ones too."""
+    from checker.trace import save
+
+    found = [r for r in checked(variant, **params).results if r.trace is not None]
+    assert found
+    for r in found:
+        assert r.trace is not None
+        r.trace.source = str(SPEC)  # found from anywhere, not only the repository root
+        path = save(r.trace, tmp_path / f"{r.property}.itf.json")
+        report = replay(load(path), path)
+        assert report.agrees, report.disagreements
