@@ -27,6 +27,7 @@ def build(variant: str = "racy", threads: int = 3, rounds: int = 2) -> Spec:
     s.invariant("bounded", x <= Sum(T, lambda t: rounds - left[t]), "never more than done")
     s.final("lost_update", x == total, "every increment lands")
     s.deadlock_free()
+    s.symmetric("t")
     if threads > 1:
         s.expect_violated("lost_update")
     return s.build()

@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-seconds", type=float, default=None)
     c.add_argument("--max-memory", type=int, default=None, metavar="MIB")
     c.add_argument("--quiet", action="store_true", help="no progress display")
+    c.add_argument("--symmetry", action="store_true",
+                   help="explicit: one state per orbit of the declared symmetric groups "
+                   "(checked; a false declaration is refused)")
+    c.add_argument("--por", action="store_true",
+                   help="explicit: partial-order reduction (docs/performance.md)")
+    c.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="explicit: explore with N processes (same result as 1)")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     ls = sub.add_parser("list", help="parameters, variants, properties and expectations")
     ls.add_argument("paths", nargs="+", metavar="SPEC_OR_DIR")
@@ -151,6 +158,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from checker.run import check
 
     limits = Limits(args.max_states, args.max_seconds, args.max_memory)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.quiet
     prog = _Progress(show_progress)
     results: list[Result] = []
@@ -170,7 +179,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             if args.engine == "smt":
                 results += _smt(spec, mod.source, args)
             else:
-                checked = check(spec, mod.source, args.property, limits, prog)
+                checked = check(spec, mod.source, args.property, limits, prog,
+                                symmetry=args.symmetry, por=args.por,
+                                workers=args.workers)
+                if args.symmetry or args.por:
+                    print(f"{prog.label}: {checked.exploration.reductions.describe()}",
+                          file=sys.stderr)
                 prog.done()
                 results += checked.results
                 if checked.exploration.stop_reason.startswith("interrupted"):

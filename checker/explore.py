@@ -2,21 +2,39 @@
 
 The explorer only explores: it records, per property, the first (hence shallowest) state
 that violates it, the first deadlock, and the statistics; turning those into verdicts and
-traces is `checker.run`'s job. States are tuples of ints; every visited state is kept with
-its parent and the action that reached it, so counterexamples are shortest paths.
+traces is `checker.run`'s job. Every visited state is kept with its parent and the action
+that reached it, so counterexamples are shortest paths.
+
+Memory: a state is stored once, packed to one to eight bytes per slot by its domain
+(`StateCodec`, exact: no hashing, no loss), in the visited set and the state list alike;
+`Exploration.states` decodes on access. Reductions (`Reductions`): with symmetry the
+visited set holds the canonical form of each state while the list keeps the concrete
+state reached (so paths stay concrete and replayable: the stored state is exactly the
+successor of its stored parent by the recorded action); with partial-order reduction a
+state is expanded along an ample set (`checker.por`). `workers > 1` runs
+`checker.parallel`, which gives the same states, numbering and verdicts.
 """
 
 from __future__ import annotations
 
+import os
 import resource
+import struct
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
 
 from checker.compile import Compiled
 
+if TYPE_CHECKING:
+    from checker.por import PorPlan
+    from checker.symmetry import Symmetry
+
 CHECK_EVERY = 4096
+
+State = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -42,13 +60,134 @@ class Stats:
         return self.states / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Reductions:
+    """Which reductions an exploration applies (None: that reduction is off)."""
+
+    symmetry: Symmetry | None = None
+    por: PorPlan | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool((self.symmetry and self.symmetry.active) or (self.por and self.por.active))
+
+    def describe(self) -> str:
+        parts = []
+        if self.symmetry is not None:
+            parts.append(self.symmetry.describe())
+        if self.por is not None:
+            parts.append(self.por.describe())
+        return "; ".join(parts) or "no reduction"
+
+
+def make_reductions(compiled: Compiled, properties: list[str] | None, *, symmetry: bool,
+                    por: bool, lock_order: bool = False) -> Reductions:
+    """The reductions asked for, verified for this spec and these properties.
+
+    Symmetry uses the spec's declared groups (`SymmetryError` if a declaration is false);
+    POR is switched off, with a note, when a lock-order property needs every state.
+    """
+    sym = None
+    plan = None
+    if symmetry:
+        from checker.symmetry import Symmetry, analyse
+
+        if compiled.flat.spec.symmetric:
+            sym = analyse(compiled.flat, properties)
+        else:
+            sym = Symmetry([], ["the spec declares no symmetric process group"])
+    if por:
+        from checker.por import PorPlan
+        from checker.por import plan as por_plan
+
+        if lock_order:
+            plan = PorPlan([False] * len(compiled.actions), [0] * len(compiled.actions), False,
+                           notes=["off: the lock-order analysis needs every state"])
+        else:
+            plan = por_plan(compiled, properties)
+    return Reductions(sym, plan)
+
+
+class StateCodec:
+    """Exact fixed-width packing of states: each slot in the smallest signed/unsigned C
+    integer holding its domain. Falls back to plain tuples for domains beyond 64 bits."""
+
+    FORMATS = (("B", 0, 255), ("b", -128, 127), ("H", 0, 65535), ("h", -32768, 32767),
+               ("I", 0, 2**32 - 1), ("i", -2**31, 2**31 - 1), ("Q", 0, 2**64 - 1),
+               ("q", -2**63, 2**63 - 1))
+
+    def __init__(self, compiled: Compiled) -> None:
+        fmt = "<"
+        for info in compiled.flat.slots:
+            r = info.type.values()
+            lo, hi = r.start, r.stop - 1
+            code = next((c for c, a, b in self.FORMATS if a <= lo and hi <= b), None)
+            if code is None:
+                fmt = ""
+                break
+            fmt += code
+        self.packed = bool(fmt)
+        if self.packed:
+            st = struct.Struct(fmt)
+            self.width = st.size
+            self.pack: Callable[..., Any] = st.pack
+            self.unpack: Callable[[Any], State] = st.unpack
+            self.unpack_from = st.unpack_from
+        else:
+            self.width = 0
+            self.pack = _tuple_of
+            self.unpack = _same
+            self.unpack_from = None
+
+    def encode(self, s: State) -> Any:
+        return self.pack(*s)
+
+
+def _tuple_of(*s: int) -> State:
+    return s
+
+
+def _same(s: Any) -> State:
+    return s  # type: ignore[no-any-return]
+
+
+class PackedStates(Sequence[State]):
+    """The explored states in id order, decoded from their packed form on access."""
+
+    def __init__(self, raw: list[Any], unpack: Callable[[Any], State]) -> None:
+        self.raw, self._unpack = raw, unpack
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @overload
+    def __getitem__(self, i: int) -> State: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[State]: ...
+
+    def __getitem__(self, i: int | slice) -> State | list[State]:
+        if isinstance(i, slice):
+            return [self._unpack(x) for x in self.raw[i]]
+        return self._unpack(self.raw[i])
+
+    def __iter__(self) -> Iterator[State]:
+        return map(self._unpack, self.raw)
+
+
 @dataclass
 class Exploration:
-    """What a breadth-first run found: the visited graph, violations and statistics."""
+    """What a breadth-first run found: the visited graph, violations and statistics.
+
+    `states[sid]` is a concrete state, `parent[sid]` the state it was first reached from
+    and `action[sid]` the action taken (-1 for the initial state); with symmetry, other
+    members of a state's orbit were not stored. `visited` holds the packed (canonical)
+    keys.
+    """
 
     compiled: Compiled
-    states: list[tuple[int, ...]]
-    index: dict[tuple[int, ...], int]
+    states: Sequence[State]
+    visited: Any
     parent: array
     action: array
     violations: dict[str, int] = field(default_factory=dict)  # property -> state id
@@ -56,6 +195,9 @@ class Exploration:
     complete: bool = False
     stop_reason: str = ""
     stats: Stats = field(default_factory=Stats)
+    reductions: Reductions = field(default_factory=Reductions)
+    workers: int = 1
+    canonical: Callable[[State], State] | None = None
 
     def path(self, sid: int) -> list[tuple[int, int]]:
         """(action id, state id) pairs from the initial state to sid; action -1 first."""
@@ -66,6 +208,11 @@ class Exploration:
         out.reverse()
         return out
 
+    def canonical_states(self) -> set[State]:
+        """Canonical forms of the stored states (the states themselves without symmetry)."""
+        canon = self.canonical
+        return set(self.states) if canon is None else {canon(s) for s in self.states}
+
 
 Progress = Callable[[Stats], None]
 
@@ -74,14 +221,33 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def explore(compiled: Compiled, properties: list[str] | None = None, limits: Limits | None = None,
-            progress: Progress | None = None, stop_when_all_violated: bool = True) -> Exploration:
-    """Explore every reachable state breadth-first, checking the named properties.
+def rss_mib(pids: Sequence[int]) -> float:
+    """Current resident memory of several processes (Linux /proc), in MiB."""
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / (1 << 20)
 
-    Invariants are checked on every state, final properties on states where every
-    non-daemon process is done, deadlock freedom on states without successors.
-    """
-    limits = limits or Limits()
+
+@dataclass
+class _Checks:
+    """The compiled property checks of one run."""
+
+    invariants: list[tuple[str, Callable[[State], bool]]]
+    finals: list[tuple[str, Callable[[State], bool]]]
+    deadlock: str | None
+
+    @property
+    def count(self) -> int:
+        return len(self.invariants) + len(self.finals) + (1 if self.deadlock else 0)
+
+
+def property_checks(compiled: Compiled, properties: list[str] | None) -> _Checks:
     flat = compiled.flat
     kinds = {p.name: p.kind for p in flat.spec.properties}
     wanted = list(kinds) if properties is None else list(properties)
@@ -89,15 +255,52 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
     invariants += [(f"lemma:{n}", _lemma(compiled, n)) for n in flat.lemmas if properties is None]
     finals = [(n, compiled.properties[n]) for n in wanted if kinds[n] == "final"]
     deadlock_prop = next((n for n in wanted if kinds[n] == "deadlock"), None)
+    return _Checks(invariants, finals, deadlock_prop)
+
+
+def explore(compiled: Compiled, properties: list[str] | None = None, limits: Limits | None = None,
+            progress: Progress | None = None, stop_when_all_violated: bool = True,
+            reductions: Reductions | None = None, workers: int = 1) -> Exploration:
+    """Explore every reachable state breadth-first, checking the named properties.
+
+    Invariants are checked on every state, final properties on states where every
+    non-daemon process is done, deadlock freedom on states without successors.
+    `reductions` selects symmetry and partial-order reduction; `workers > 1` explores in
+    parallel processes with the same result.
+    """
+    limits = limits or Limits()
+    reductions = reductions or Reductions()
+    if workers > 1:
+        from checker.parallel import explore_parallel
+
+        return explore_parallel(compiled, properties, limits, progress, stop_when_all_violated,
+                                reductions, workers)
+    return _explore(compiled, properties, limits, progress, stop_when_all_violated, reductions)
+
+
+def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
+             progress: Progress | None, stop_when_all_violated: bool,
+             reductions: Reductions) -> Exploration:
+    checks = property_checks(compiled, properties)
+    invariants, finals, deadlock_prop = checks.invariants, checks.finals, checks.deadlock
     finished = compiled.finished
     succ = compiled.successors
+    codec = StateCodec(compiled)
+    pack, unpack = codec.pack, codec.unpack
+    sym = reductions.symmetry
+    canon = sym.canonicalizer() if sym is not None and sym.active else None
+    por = reductions.por if reductions.por is not None and reductions.por.active else None
+    safe = por.safe if por else []
+    proc = por.proc if por else []
 
     init = compiled.initial
-    states = [init]
-    index = {init: 0}
-    parent = array("q", [-1])
-    action = array("q", [-1])
-    ex = Exploration(compiled, states, index, parent, action)
+    init_key = pack(*init)
+    raw = [init_key]
+    visited = {init_key}
+    parent = array("i", [-1])
+    action = array("i", [-1])
+    ex = Exploration(compiled, PackedStates(raw, unpack), visited, parent, action,
+                     reductions=reductions, canonical=canon)
     violations = ex.violations
     t0 = time.monotonic()
     deadline = None if limits.max_seconds is None else t0 + limits.max_seconds
@@ -105,9 +308,9 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
     transitions = 0
     depth = 0
     layer_end = 1
-    open_checks = len(invariants) + len(finals) + (1 if deadlock_prop else 0)
+    open_checks = checks.count
 
-    def check_state(sid: int, s: tuple[int, ...]) -> None:
+    def check_state(sid: int, s: State) -> None:
         nonlocal invariants, finals
         bad = [n for n, f in invariants if not f(s)]
         if bad:
@@ -122,34 +325,56 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
                 finals = [(n, f) for n, f in finals if n not in violations]
 
     max_states = limits.max_states if limits.max_states is not None else 1 << 62
+    add, app, papp, aapp = visited.add, raw.append, parent.append, action.append
+    reduced = canon is not None or por is not None
     i = 0
     try:
         check_state(0, init)
-        while i < len(states):
+        while i < len(raw):
             if i == layer_end:
                 depth += 1
-                layer_end = len(states)
+                layer_end = len(raw)
                 if limits.max_depth is not None and depth >= limits.max_depth:
                     ex.stop_reason = f"depth limit {limits.max_depth}"
                     break
-            s = states[i]
+            s = unpack(raw[i])
             nxt = succ(s)
             if not nxt and deadlock_prop and ex.deadlock is None and not finished(s):
                 ex.deadlock = i
                 violations[deadlock_prop] = i
-            for aid, t in nxt:
-                transitions += 1
-                if t in index:
-                    continue
-                sid = len(states)
-                if sid >= max_states:
-                    raise _StateLimit
-                index[t] = sid
-                states.append(t)
-                parent.append(i)
-                action.append(aid)
-                if invariants or finals:
-                    check_state(sid, t)
+            if not reduced:
+                for aid, t in nxt:
+                    transitions += 1
+                    k = pack(*t)
+                    if k in visited:
+                        continue
+                    sid = len(raw)
+                    if sid >= max_states:
+                        raise _StateLimit
+                    add(k)
+                    app(k)
+                    papp(i)
+                    aapp(aid)
+                    if invariants or finals:
+                        check_state(sid, t)
+            else:
+                if por is not None and len(nxt) > 1:
+                    nxt = ample(nxt, safe, proc)
+                for aid, t in nxt:
+                    transitions += 1
+                    c = canon(t) if canon is not None else t
+                    k = pack(*c)
+                    if k in visited:
+                        continue
+                    sid = len(raw)
+                    if sid >= max_states:
+                        raise _StateLimit
+                    add(k)
+                    app(k if c is t else pack(*t))
+                    papp(i)
+                    aapp(aid)
+                    if invariants or finals:
+                        check_state(sid, t)
             i += 1
             if stop_when_all_violated and open_checks and len(violations) >= open_checks:
                 ex.stop_reason = "every property already violated"
@@ -164,7 +389,7 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
                     break
                 if progress is not None and now - last_progress > 0.2:
                     last_progress = now
-                    progress(Stats(len(states), transitions, depth, now - t0, peak_rss_mib()))
+                    progress(Stats(len(raw), transitions, depth, now - t0, peak_rss_mib()))
         else:
             ex.complete = True
     except _StateLimit:
@@ -172,15 +397,26 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
     except KeyboardInterrupt:
         ex.stop_reason = "interrupted (Ctrl-C)"
         ex.complete = False
-    ex.stats = Stats(len(states), transitions, depth, time.monotonic() - t0, peak_rss_mib())
+    ex.stats = Stats(len(raw), transitions, depth, time.monotonic() - t0, peak_rss_mib())
     return ex
+
+
+def ample(nxt: list[tuple[int, State]], safe: list[bool],
+          proc: list[int]) -> list[tuple[int, State]]:
+    """The successors along an ample set: every step of the first process whose current
+    label is reducible (`checker.por`), or all successors if there is none."""
+    for aid, _t in nxt:
+        if safe[aid]:
+            p = proc[aid]
+            return [x for x in nxt if proc[x[0]] == p]
+    return nxt
 
 
 class _StateLimit(Exception):
     """Raised inside the hot loop when the state budget is spent."""
 
 
-def _lemma(compiled: Compiled, name: str) -> Callable[[tuple[int, ...]], bool]:
+def _lemma(compiled: Compiled, name: str) -> Callable[[State], bool]:
     from checker.compile import _Gen, fold
 
     e = fold(compiled.flat.lemmas[name], compiled.flat.params, {})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.compile import Compiled, compile_flat
-from checker.explore import Exploration, Limits, Progress, explore
+from checker.explore import Exploration, Limits, Progress, explore, make_reductions
 from checker.flat import Flat, instantiate, slot_refs
 from checker.result import INCOMPLETE, PASS, VIOLATED, Result
 from checker.spec import Spec
@@ -30,13 +30,21 @@ def expected_text(spec: Spec, prop: str) -> str | None:
 
 
 def check(spec: Spec, source: str, properties: list[str] | None = None,
-          limits: Limits | None = None, progress: Progress | None = None) -> Checked:
-    """Explore a built spec once and judge every selected property."""
+          limits: Limits | None = None, progress: Progress | None = None, *,
+          symmetry: bool = False, por: bool = False, workers: int = 1) -> Checked:
+    """Explore a built spec once and judge every selected property.
+
+    `symmetry`/`por` switch on the reductions of checker.symmetry / checker.por (a false
+    symmetry declaration raises SymmetryError); `workers > 1` explores in parallel.
+    """
     flat = instantiate(spec)
     compiled = compile_flat(flat)
     props = [p for p in spec.properties if properties is None or p.name in properties]
-    ex = explore(compiled, [p.name for p in props if p.kind != "lock_order"],
-                 limits or Limits(), progress)
+    names = [p.name for p in props if p.kind != "lock_order"]
+    reductions = make_reductions(compiled, names, symmetry=symmetry, por=por,
+                                 lock_order=any(p.kind == "lock_order" for p in props))
+    ex = explore(compiled, names, limits or Limits(), progress, reductions=reductions,
+                 workers=workers)
     st = ex.stats
     results = []
     for p in props:
@@ -53,6 +61,9 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
                 r.detail = describe_deadlock(ex, sid)
         elif not ex.complete:
             r.verdict, r.reason = INCOMPLETE, ex.stop_reason
+        if symmetry or por or workers > 1:
+            r.extra["reductions"] = reductions.describe()
+            r.extra["workers"] = ex.workers
         results.append(r)
     return Checked(spec, flat, compiled, ex, results)
 

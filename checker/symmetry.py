@@ -101,7 +101,7 @@ class Symmetry:
 
     def describe(self) -> str:
         if not self.classes:
-            return "symmetry: none"
+            return "symmetry: none" + "".join(f"; {n}" for n in self.notes)
         text = "symmetry: " + ", ".join(c.describe() for c in self.classes) + " interchangeable"
         return text + "".join(f"; {n}" for n in self.notes)
 

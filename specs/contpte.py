@@ -89,9 +89,9 @@ def e(t: EnumT, name: str) -> Expr:
 
 @specification(variants=VARIANTS, replay=replay_contpte)
 def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, readers: int = 1,
-          evict: bool = True, ranges: tuple[int, ...] = (0, 4, 1, 2),
-          pages: tuple[int, ...] = (0, 1, 2, 3), ops: str = "all",
-          reader_pages: tuple[int, ...] = (0, 1, 2, 3), reader_snapshots: bool = False) -> Spec:
+          ops: str = "map,zap1,map1", pages: tuple[int, ...] = (3,),
+          reader_pages: tuple[int, ...] = (0,), ranges: tuple[int, ...] = (0, 4, 1, 2),
+          evict: bool = False, reader_snapshots: bool = False) -> Spec:
     """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")

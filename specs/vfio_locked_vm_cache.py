@@ -137,6 +137,9 @@ ABSTRACTIONS (why they hide no violation of these properties).
   check is its own step. A killable writer acquisition fails with -EINTR only when it
   must wait with SIGKILL pending; any mmap_lock user of the process (a vCPU fault) can
   make it wait, so with SIGKILL pending both outcomes are explored.
+  The rw_semaphore component of specs/rwsem.py is therefore not used here: these
+  sections never nest and never wait for each other, so queueing order cannot change
+  locked_vm, and the model (model/vfio.py) runs them on the rwsem twin.
 - Thread-local code between shared accesses runs inside the preceding step (local
   actions commute with every other thread's). vfio_iommu_map belongs to ``out``.
 - pfns are consecutive, so a run ends exactly where reserved-ness changes; a physical
@@ -897,8 +900,7 @@ class _Builder:
                     note="no error")
         first = self.next_unfailed(0)
         self.h.step("wait", kernel, guard=alldone & (self.error != OK) & (first == self.position),
-                    effects={self.undo_pos: first}, goto=self.after_undo(),
-                    note="error, nothing completed to undo")
+                    goto=self.after_undo(), note="error, nothing completed to undo")
         self.h.step("wait", kernel, guard=alldone & (self.error != OK) & (first != self.position),
                     effects={self.undo_pos: first}, goto="padata_undo", note="error: padata_undo")
 

@@ -15,7 +15,7 @@ from typing import NoReturn
 from model.perf.costs import Params
 from model.perf.fit import FIT_ROWS, fit, load_params, save_params
 from model.perf.machines import BACKINGS, MachineError, load_machines, machine
-from model.perf.predict import Config, predict
+from model.perf.predict import PATCHES, Config, predict
 from model.perf.report import (
     anomaly,
     compare_intel,
@@ -77,6 +77,8 @@ def build_parser() -> Parser:
     pr.add_argument("--threads", required=True, type=_nonneg_int)
     pr.add_argument("--cache-pages", required=True, type=_nonneg_int)
     pr.add_argument("--json", action="store_true", help="one JSON object: pin_s, speedup")
+    pr.add_argument("--patch", default="seed", choices=PATCHES,
+                    help="test kernel: the RFC as posted (seed) or the checker's fix")
 
     tr = sub.add_parser("tradeoff", help="speedup vs worst-case overaccounting per cache size")
     tr.add_argument("--machine", default=INTEL)
@@ -84,6 +86,7 @@ def build_parser() -> Parser:
     tr.add_argument("--mem-gib", type=_pos_float, default=360.0)
     tr.add_argument("--qthr", type=_nonneg_int, default=0)
     tr.add_argument("--jobs", type=_nonneg_int, default=2)
+    tr.add_argument("--patch", default="seed", choices=PATCHES)
 
     sub.add_parser("machines", help="list machines and their derived per-page costs")
 
@@ -133,7 +136,7 @@ def _machine_table(args: argparse.Namespace, params: Params) -> int:
 
 def cmd_predict(args: argparse.Namespace, params: Params) -> int:
     cfg = Config(args.machine, args.backing, args.mem_gib, args.qthr, args.threads,
-                 args.cache_pages)
+                 args.cache_pages, args.patch)
     try:
         p = predict(cfg, params)
     except ValueError as e:
@@ -152,9 +155,9 @@ def cmd_predict(args: argparse.Namespace, params: Params) -> int:
 def cmd_tradeoff(args: argparse.Namespace, params: Params) -> int:
     machine(args.machine)
     rows = tradeoff(args.machine, args.backing, args.mem_gib, args.qthr, params,
-                    jobs=max(args.jobs, 1))
+                    jobs=max(args.jobs, 1), patch=args.patch)
     print(format_tradeoff(rows, f"{args.machine}, {args.backing}, {args.mem_gib:g} GiB guest, "
-                                f"qthr={args.qthr}"))
+                                f"qthr={args.qthr}, {args.patch}"))
     return 0
 
 

@@ -88,9 +88,9 @@ class UnitCosts:
 
     @property
     def single_thread_unit(self) -> float:
-        """A unit's cost on the base kernel (one writer per run, nobody to wait for)."""
+        """A unit's cost on the base kernel (a reader and a writer per batch, uncontended)."""
         return (self.gup + self.fault + self.page_step + self.iommu_map
-                + self.write_cs / RUN_UNITS)
+                + (self.write_cs + 4 * self.line) / BATCH_UNITS)
 
 
 def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCosts:
@@ -99,7 +99,11 @@ def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCos
     out_unit = p.out_frac * m.per_page["hugetlb"].faulted * UNIT_PAGES
     write_cs = p.write_cs_us * 1e-6
     faulted_unit = per_page.faulted * UNIT_PAGES
-    gup = max(faulted_unit - out_unit - write_cs / RUN_UNITS, 0.05 * faulted_unit)
+    # The single-thread baseline also paid, per batch, the writer's critical section and
+    # four atomics on the lock word (down/up read, down/up write): take them out of GUP.
+    line = p.line_ns * 1e-9
+    lock_ops = (write_cs + 4 * line) / BATCH_UNITS
+    gup = max(faulted_unit - out_unit - lock_ops, 0.05 * faulted_unit)
     fault = 0.0 if prefaulted else per_page.fault * UNIT_PAGES
     if fault > 0:
         single_rate = UNIT_BYTES / fault

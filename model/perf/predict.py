@@ -27,6 +27,8 @@ NOCACHE_BUDGET = 3000
 CACHE_BUDGET_MIN = 3000
 CACHE_BUDGET_MAX = 20000
 SEED = 1
+PATCHES = ("seed", "fixed")
+"""Test-kernel variants the timing layer runs (model/vfio_variants.py)."""
 WINDOW_JOB_FACTOR = 8
 
 
@@ -40,6 +42,7 @@ class Config:
     qthr: int
     threads: int
     cache_pages: int
+    patch: str = "seed"
 
     def validate(self, m: Machine) -> None:
         if self.backing not in BACKINGS:
@@ -48,6 +51,8 @@ class Config:
             raise ValueError(f"mem must be more than the {m.lowmem_gib:g} GiB below 4G")
         if self.qthr < 0 or self.threads < 0 or self.cache_pages < 0:
             raise ValueError("qthr, threads and cache pages must be >= 0")
+        if self.patch not in PATCHES:
+            raise ValueError(f"patch must be one of {', '.join(PATCHES)}, got {self.patch!r}")
 
 
 @dataclass(frozen=True)
@@ -77,26 +82,27 @@ def budget_units(units: int, threads: int, cache_pages: int) -> int:
     return min(units, want)
 
 
-_WINDOWS: dict[tuple[UnitCosts, int, int, int, int, int], RunTiming] = {}
+_WINDOWS: dict[tuple[UnitCosts, int, int, int, int, int, str], RunTiming] = {}
 
 
 def timed_pin(costs: UnitCosts, units: int, threads: int, cache_pages: int,
-              seed: int = SEED) -> tuple[float, int, bool]:
+              seed: int = SEED, patch: str = "seed") -> tuple[float, int, bool]:
     """Predicted pin seconds for ``units``, units simulated, and whether extrapolated."""
     budget = budget_units(units, threads, cache_pages)
     sim_units = units
     if budget >= units:
-        key = (costs, threads, cache_pages, units, units, seed)
+        key = (costs, threads, cache_pages, units, units, seed, patch)
     else:
         # In a job of 8 x budget units or more, every chunk is at least twice a thread's
         # share of the window (chunk = units / (4 x threads)), so no thread finishes its
         # first chunk inside the window: every such job simulates the same window, and
         # the smallest one is simulated.
         sim_units = min(units, WINDOW_JOB_FACTOR * budget)
-        key = (costs, threads, cache_pages, budget, sim_units, seed)
+        key = (costs, threads, cache_pages, budget, sim_units, seed, patch)
     run = _WINDOWS.get(key)
     if run is None:
-        run = TimedRun(Workload(sim_units, threads, cache_pages), costs, seed, budget).run()
+        run = TimedRun(Workload(sim_units, threads, cache_pages, patch), costs, seed,
+                       budget).run()
         _WINDOWS[key] = run
     return run.pin_s_for(units), run.simulated_units, run.extrapolated
 
@@ -108,7 +114,7 @@ def predict(cfg: Config, params: Params, seed: int = SEED) -> Prediction:
     units = max(m.pinned_pages(cfg.mem_gib) // UNIT_PAGES, 1)
     costs = unit_costs(m, cfg.backing, cfg.qthr > 0, params)
     base, _, _ = timed_pin(costs, units, 0, 0, seed)
-    pin, sim, ext = timed_pin(costs, units, cfg.threads, cfg.cache_pages, seed)
+    pin, sim, ext = timed_pin(costs, units, cfg.threads, cfg.cache_pages, seed, cfg.patch)
     return Prediction(cfg, pin, base, ext, sim)
 
 
@@ -126,10 +132,10 @@ def predict_many(cfgs: Iterable[Config], params: Params, seed: int = SEED,
     cfgs = list(cfgs)
     if jobs <= 1 or len(cfgs) < 4:
         return [predict(c, params, seed) for c in cfgs]
-    groups: dict[tuple[str, str, int, int, int], list[int]] = {}
+    groups: dict[tuple[str, str, bool, int, int, str], list[int]] = {}
     for i, c in enumerate(cfgs):
-        groups.setdefault((c.machine, c.backing, c.qthr > 0, c.threads, c.cache_pages),
-                          []).append(i)
+        groups.setdefault((c.machine, c.backing, c.qthr > 0, c.threads, c.cache_pages,
+                           c.patch), []).append(i)
     buckets: list[list[int]] = [[] for _ in range(jobs)]
     for members in sorted(groups.values(), key=len, reverse=True):
         min(buckets, key=len).extend(members)

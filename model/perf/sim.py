@@ -5,10 +5,12 @@ padata_do_multithreaded, and one padata_mt_helper per queued kworker) runs as a 
 process. The process advances its generator to the next scheduling point, then holds
 simulated time for the work done in that segment, priced from the model's own counters
 (``mm.pages_pinned``, ``ctx.metrics.iommu_maps``, ``mm.account_calls``) and the step
-label (``page``): see ``costs.py`` (each vfio_iommu_map call maps one huge page, a run of
-RUN_UNITS units). No part of the algorithm is re-implemented here: which
-lock is taken when, how the cache is refilled, drawn and released, and how padata hands
-out chunks is whatever the model code does.
+label: see ``costs.py``. Each vfio_iommu_map call maps one huge page (a run of RUN_UNITS
+units) whose pages vfio_pin_pages_remote's loop has just gone over, so the loop and the
+map are priced per call: both sit between the writer's up_write and the next GUP. No
+part of the algorithm is re-implemented here: which lock is taken when, how the cache is
+refilled, drawn and released, and how padata hands out chunks is whatever the model code
+does.
 
 Because a segment's time is held *after* its yield, work ends up on the right side of the
 locks: the segment that ends at ``Point("mmap_lock read")`` took the reader and pinned the
@@ -86,6 +88,8 @@ class Workload:
     units: int
     threads: int
     cache_pages: int
+    patch: str = "seed"
+    """The test kernel's variant (model/vfio_variants.py): the RFC as posted, or "fixed"."""
 
     def validate(self) -> None:
         if self.units < 1:
@@ -97,8 +101,8 @@ class Workload:
 
     @property
     def variant(self) -> str:
-        """The base kernel has no cache (upstream); the test kernel is the seed patch."""
-        return "upstream" if self.threads == 0 else "seed"
+        """The base kernel has no cache (upstream); the test kernel runs ``patch``."""
+        return "upstream" if self.threads == 0 else self.patch
 
     @property
     def cache_units(self) -> int:
@@ -262,7 +266,7 @@ class TimedRun:
             self.write_wait_since.pop(tid, None)
             cost = waking + pending
             pending = 0.0
-            cost += (ctx.metrics.iommu_maps - maps0) * RUN_UNITS * c.iommu_map
+            cost += (ctx.metrics.iommu_maps - maps0) * RUN_UNITS * (c.page_step + c.iommu_map)
             cost += (mm.account_calls - accts0) * c.write_cs
             if pinned:
                 # Point("mmap_lock read"): GUP (and faults) under the reader, then up_read.
@@ -285,7 +289,7 @@ class TimedRun:
                 if y.label == "page":
                     # Thread-local work: no other thread can observe it, so its time is
                     # added to the next segment that touches shared state (saves an event).
-                    pending = cost + c.page_step
+                    pending = cost
                     continue
                 if y.label in LOCK_STEPS:
                     owner = self._handoff_writer()

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import z3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from checker.compile import Compiled, SpecRuntimeError, compile_flat
@@ -40,19 +40,24 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 SPECS: list[tuple[Path, dict[str, Any]]] = [
     (HERE / "specs_mutex.py", {}),
-    (HERE / "specs_mutex.py", {"rounds": 2}),
     (HERE / "specs_smt_cache.py", {"cache": 1}),
     (HERE / "specs_deadlock.py", {}),
     (ROOT / "benchmarks" / "specs_counter.py", {"threads": 2, "rounds": 1}),
 ]
 
 
+SLOW_SPECS: list[tuple[Path, dict[str, Any]]] = [
+    (HERE / "specs_mutex.py", {"rounds": 2}),  # depth 25: minutes of all-SAT
+]
+
+
 def cases() -> list[Any]:
     out = []
-    for path, params in SPECS:
+    for path, params in SPECS + SLOW_SPECS:
         mod = load_module(path)
+        marks = [pytest.mark.slow] if (path, params) in SLOW_SPECS else []
         for variant in mod.info.variants:
-            out.append(pytest.param(path, params | {"variant": variant},
+            out.append(pytest.param(path, params | {"variant": variant}, marks=marks,
                                     id=f"{path.stem}-{variant}-{params}"))
     return out
 
@@ -247,6 +252,7 @@ def _check_random(spec: Spec) -> None:
     err_depth, n_layers = first_error_depth(compiled)
     enc = Encoding(flat)
     if err_depth is not None:
+        event("spec error")
         if err_depth > 0:
             bmc(enc, [], err_depth - 1, Budget(60), "random")  # no error before
         with pytest.raises(SpecRuntimeError):
@@ -257,6 +263,7 @@ def _check_random(spec: Spec) -> None:
     for name, e in explicit.items():
         r = smt[name]
         if e.verdict == VIOLATED:
+            event(f"{e.kind} violated")
             assert r.verdict == VIOLATED, name
             assert r.trace is not None and e.trace is not None
             assert len(r.trace) == len(e.trace), name
@@ -270,7 +277,7 @@ def _check_random(spec: Spec) -> None:
             assert within == set().union(*layers[:k + 1])
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_specs())
 def test_random_specs_agree(spec: Spec) -> None:
     _check_random(spec)

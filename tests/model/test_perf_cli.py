@@ -76,3 +76,14 @@ def test_tradeoff_pairs_speedup_with_the_overaccounting_bound() -> None:
         assert pred.speedup > 0
     text = format_tradeoff(rows, "tiny")
     assert "| 65536 |" in text and "4 GiB" in text  # 16 threads x 65536 pages x 4 KiB
+
+
+def test_fixed_patch_bounds_overaccounting_by_one_cache(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rows = tradeoff("intel-skylake-8167m", "hugetlb", 2.25, 16, Params(), jobs=1, patch="fixed")
+    assert all(over == cache for cache, _, _, over in rows)
+    assert main(["predict", *SMALL, "--threads", "4", "--cache-pages", "32768", "--patch",
+                 "fixed", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["speedup"] > 1.0
+    assert main(["predict", *SMALL, "--threads", "4", "--cache-pages", "0", "--patch",
+                 "nope"]) == 2

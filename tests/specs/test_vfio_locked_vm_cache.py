@@ -181,13 +181,13 @@ def test_three_chunks_give_the_gate_verdicts(variant: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("params", [
-    dict(threads=3, chunks=3, chunk_pages=2, cache_pages=2, batch_pages=1, limit_pages=5,
+    dict(threads=3, chunks=3, chunk_pages=1, cache_pages=2, batch_pages=1, limit_pages=3,
          fatal_signal=False),
+    dict(threads=3, chunks=3, chunk_pages=2, cache_pages=2, batch_pages=2, limit_pages=5,
+         fatal_signal=False, pinned=False, iommu_fail=False),
     dict(threads=2, chunks=2, chunk_pages=3, cache_pages=2, batch_pages=2, limit_pages=5),
     dict(threads=2, chunks=3, chunk_pages=2, cache_pages=3, batch_pages=3, limit_pages=3,
          initial_locked=0, iommu_fail=False),
-    dict(threads=2, chunks=2, chunk_pages=4, cache_pages=2, batch_pages=2, limit_pages=6,
-         initial_locked=2, reserved=False),
 ])
 def test_fixed_passes_beyond_the_gate(params: dict[str, Any]) -> None:
     c = checked("fixed", **params)

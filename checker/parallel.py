@@ -1,0 +1,515 @@
+"""Parallel breadth-first exploration: worker processes own partitions of the visited set.
+
+Design (layer-synchronous, forked workers, this process coordinates):
+
+- A state belongs to worker `crc32(packed canonical key) % N`; that worker alone holds it in
+  its visited set and expands it when its layer comes.
+- A layer is processed in rounds of consecutive state ids. In a round every worker expands
+  its states of that id range, sends each successor (key, concrete state, parent id,
+  position among the parent's successors, action) to its owner, and then, as owner, takes
+  the candidates of the round from every worker in (parent id, position) order and keeps
+  the first one of each new key. That is exactly the order in which the one-process
+  explorer discovers states, so the new states, their parents and actions are the same.
+- At the end of a layer the coordinator orders every worker's new states by (parent id,
+  position), numbers them, stores them (one fixed-width row per state, `numpy`), and sends
+  each worker the ids of its states. Violations are the smallest violating id per
+  property, as in the one-process explorer.
+
+Results equal the one-process explorer's - state ids, parents, actions, verdicts and
+counterexamples - for every run that completes or stops because every property is
+violated (then the state count may differ: the stop comes at the end of a layer). Time and
+memory caps are checked by every worker and agreed on per round; the state cap is applied
+at the end of a layer (ids beyond it are dropped).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+import zlib
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import numpy as np
+
+from checker.compile import Compiled
+from checker.explore import (
+    Exploration,
+    Limits,
+    Progress,
+    Reductions,
+    State,
+    StateCodec,
+    Stats,
+    _explore,
+    ample,
+    peak_rss_mib,
+    property_checks,
+    rss_mib,
+)
+
+ROUND = 16384  # frontier states per round (over all workers)
+POLL = 1.0  # seconds between liveness checks while waiting
+
+
+class BlockStates(Sequence[State]):
+    """Explored states stored as fixed-width rows, one numpy block per layer."""
+
+    def __init__(self, unpack: Callable[[Any], State], width: int) -> None:
+        self._unpack, self.width = unpack, width
+        self.blocks: list[np.ndarray] = []
+        self.starts: list[int] = []
+        self.n = 0
+
+    def add(self, block: np.ndarray) -> None:
+        if len(block):
+            self.starts.append(self.n)
+            self.blocks.append(block)
+            self.n += len(block)
+
+    def truncate(self, n: int) -> None:
+        while self.blocks and self.starts[-1] >= n:
+            self.blocks.pop()
+            self.n = self.starts.pop()
+        if self.blocks and self.n > n:
+            self.blocks[-1] = self.blocks[-1][: n - self.starts[-1]]
+            self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def raw(self, i: int) -> bytes:
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        b = bisect_right(self.starts, i) - 1
+        return self.blocks[b][i - self.starts[b]].tobytes()
+
+    @overload
+    def __getitem__(self, i: int) -> State: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[State]: ...
+
+    def __getitem__(self, i: int | slice) -> State | list[State]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        return self._unpack(self.raw(i))
+
+    def __iter__(self) -> Iterator[State]:
+        for blk in self.blocks:
+            for row in blk:
+                yield self._unpack(row.tobytes())
+
+
+@dataclass
+class _Job:
+    """What a forked worker inherits: the spec, checks, reductions and channels."""
+
+    compiled: Compiled
+    properties: list[str] | None
+    reductions: Reductions
+    workers: int
+    inboxes: list[Any]
+    to_coord: Any
+    commands: list[Any]
+    deadline: float | None
+    max_seconds: float | None
+    max_memory_mib: int | None
+    pids: list[int] = field(default_factory=list)
+
+
+_JOB: _Job | None = None
+
+
+def explore_parallel(compiled: Compiled, properties: list[str] | None, limits: Limits,
+                     progress: Progress | None, stop_when_all_violated: bool,
+                     reductions: Reductions, workers: int) -> Exploration:
+    """Explore with `workers` processes; falls back to one process where fork is missing
+    or states cannot be packed."""
+    codec = StateCodec(compiled)
+    if "fork" not in mp.get_all_start_methods() or not codec.packed:
+        return _explore(compiled, properties, limits, progress, stop_when_all_violated,
+                        reductions)
+    return _Coordinator(compiled, properties, limits, progress, stop_when_all_violated,
+                        reductions, workers, codec).run()
+
+
+class WorkerError(Exception):
+    """A worker process died without reporting an exception."""
+
+
+class _Coordinator:
+    def __init__(self, compiled: Compiled, properties: list[str] | None, limits: Limits,
+                 progress: Progress | None, stop_when_all_violated: bool,
+                 reductions: Reductions, workers: int, codec: StateCodec) -> None:
+        self.compiled, self.properties, self.limits = compiled, properties, limits
+        self.progress, self.stop_all = progress, stop_when_all_violated
+        self.reductions, self.n, self.codec = reductions, workers, codec
+
+    def run(self) -> Exploration:
+        global _JOB
+        ctx = mp.get_context("fork")
+        t0 = time.monotonic()
+        limits = self.limits
+        deadline = None if limits.max_seconds is None else t0 + limits.max_seconds
+        job = _Job(self.compiled, self.properties, self.reductions, self.n,
+                   [ctx.Queue() for _ in range(self.n)], ctx.Queue(),
+                   [ctx.Queue() for _ in range(self.n)], deadline, limits.max_seconds,
+                   limits.max_memory_mib,
+                   [os.getpid()])
+        _JOB = job
+        procs = [ctx.Process(target=_worker_main, args=(w,), daemon=True)
+                 for w in range(self.n)]
+        try:
+            for p in procs:
+                p.start()
+            job.pids += [p.pid for p in procs if p.pid is not None]
+            for q in job.commands:
+                q.put(("pids", job.pids))
+            return self._drive(job, procs, t0)
+        finally:
+            _JOB = None
+            for q in job.commands:
+                q.put(("quit",))
+            for p in procs:
+                p.join(timeout=2)
+                if p.is_alive():
+                    p.terminate()
+                    p.join(timeout=2)
+
+    def _get(self, job: _Job, procs: list[Any]) -> Any:
+        while True:
+            try:
+                msg = job.to_coord.get(timeout=POLL)
+            except queue.Empty:
+                dead = [p for p in procs if not p.is_alive()]
+                if dead:
+                    raise WorkerError(f"worker process {dead[0].pid} died "
+                                      f"(exit code {dead[0].exitcode})") from None
+                continue
+            if msg[0] == "error":
+                raise msg[1]
+            return msg
+
+    def _drive(self, job: _Job, procs: list[Any], t0: float) -> Exploration:
+        compiled, codec, limits = self.compiled, self.codec, self.limits
+        checks = property_checks(compiled, self.properties)
+        sym = self.reductions.symmetry
+        canon = sym.canonicalizer() if sym is not None and sym.active else None
+        store = BlockStates(codec.unpack, codec.width)
+        init = compiled.initial
+        store.add(np.frombuffer(codec.pack(*init), dtype=np.uint8).reshape(1, -1).copy())
+        parent = array("i", [-1])
+        action = array("i", [-1])
+        ex = Exploration(compiled, store, None, parent, action, reductions=self.reductions,
+                         workers=self.n, canonical=canon)
+        violations = ex.violations
+        for n, f in checks.invariants:
+            if not f(init):
+                violations.setdefault(n, 0)
+        if compiled.finished(init):
+            for n, f in checks.finals:
+                if not f(init):
+                    violations.setdefault(n, 0)
+        kmax = len(compiled.actions) + 1
+        layer_start, layer_end = 0, 1
+        depth = 0
+        transitions = 0
+        max_states = limits.max_states if limits.max_states is not None else 1 << 62
+        try:
+            while True:
+                if self.stop_all and checks.count and len(violations) >= checks.count:
+                    ex.stop_reason = "every property already violated"
+                    break
+                if layer_end == layer_start:
+                    ex.complete = True
+                    break
+                if depth > 0 and limits.max_depth is not None and depth >= limits.max_depth:
+                    ex.stop_reason = f"depth limit {limits.max_depth}"
+                    break
+                bounds = list(range(layer_start, layer_end, ROUND)) + [layer_end]
+                for q in job.commands:
+                    q.put(("layer", bounds, sorted(violations)))
+                replies = sorted((self._get(job, procs) for _ in range(self.n)),
+                                 key=lambda m: m[1])
+                stop = next((m[9] for m in replies if m[9]), "")
+                transitions += sum(m[8] for m in replies)
+                dls = [m[7] for m in replies if m[7] is not None]
+                if dls and checks.deadlock and ex.deadlock is None:
+                    ex.deadlock = min(dls)
+                    violations.setdefault(checks.deadlock, ex.deadlock)
+                counts = [len(m[3]) // 8 for m in replies]
+                total = sum(counts)
+                if total:
+                    pg = np.concatenate([np.frombuffer(m[3], dtype=np.int64) for m in replies])
+                    kk = np.concatenate([np.frombuffer(m[4], dtype=np.int32) for m in replies])
+                    ai = np.concatenate([np.frombuffer(m[5], dtype=np.int32) for m in replies])
+                    rows = np.concatenate([np.frombuffer(m[2], dtype=np.uint8).reshape(
+                        -1, codec.width) for m in replies])
+                    order = np.argsort(pg * kmax + kk, kind="stable")
+                    rank = np.empty(total, dtype=np.int64)
+                    rank[order] = np.arange(total, dtype=np.int64)
+                    gids = rank + layer_end
+                    store.add(rows[order])
+                    parent.frombytes(pg[order].astype(np.int32).tobytes())
+                    action.frombytes(ai[order].astype(np.int32).tobytes())
+                    off = 0
+                    for m, c in zip(replies, counts, strict=True):
+                        job.commands[m[1]].put(("gids", gids[off:off + c].tobytes()))
+                        for prop, pos in m[6].items():
+                            gid = int(gids[off + pos])
+                            if prop not in violations or gid < violations[prop]:
+                                violations[prop] = gid
+                        off += c
+                else:
+                    for q in job.commands:
+                        q.put(("gids", b""))
+                layer_start, layer_end = layer_end, layer_end + total
+                depth += 1 if total else 0
+                if layer_end > max_states:
+                    self._truncate(ex, max_states)
+                    ex.stop_reason = f"state limit {limits.max_states}"
+                    break
+                if stop:
+                    ex.stop_reason = stop
+                    break
+                if self.progress is not None:
+                    self.progress(Stats(len(store), transitions, depth, time.monotonic() - t0,
+                                        rss_mib(job.pids)))
+        except KeyboardInterrupt:
+            ex.stop_reason = "interrupted (Ctrl-C)"
+            ex.complete = False
+        ex.stats = Stats(len(store), transitions, depth, time.monotonic() - t0,
+                         max(rss_mib(job.pids), peak_rss_mib()))
+        return ex
+
+    @staticmethod
+    def _truncate(ex: Exploration, n: int) -> None:
+        assert isinstance(ex.states, BlockStates)
+        ex.states.truncate(n)
+        del ex.parent[n:]
+        del ex.action[n:]
+        for prop, sid in list(ex.violations.items()):
+            if sid >= n:
+                del ex.violations[prop]
+        if ex.deadlock is not None and ex.deadlock >= n:
+            ex.deadlock = None
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def _worker_main(w: int) -> None:
+    job = _JOB
+    assert job is not None
+    try:
+        _Worker(w, job).serve()
+    except BaseException as e:  # noqa: BLE001 - reported to the coordinator, which raises it
+        try:
+            job.to_coord.put(("error", e))
+        except Exception:  # noqa: BLE001
+            job.to_coord.put(("error", WorkerError(f"worker {w}: {e!r}")))
+
+
+class _Worker:
+    def __init__(self, w: int, job: _Job) -> None:
+        self.w, self.job, self.n = w, job, job.workers
+        c = job.compiled
+        self.codec = StateCodec(c)
+        self.checks = property_checks(c, job.properties)
+        sym = job.reductions.symmetry
+        self.canon = sym.canonicalizer() if sym is not None and sym.active else None
+        por = job.reductions.por
+        self.por = por if por is not None and por.active else None
+        self.visited: set[bytes] = set()
+        self.frontier: list[tuple[int, bytes]] = []
+        self.pending: dict[int, list[Any]] = {}
+        self.pids: list[int] = []
+        init = c.initial
+        key = self.codec.pack(*(self.canon(init) if self.canon else init))
+        if zlib.crc32(key) % self.n == w:
+            self.visited.add(key)
+            self.frontier.append((0, self.codec.pack(*init)))
+
+    def serve(self) -> None:
+        cmds = self.job.commands[self.w]
+        while True:
+            msg = cmds.get()
+            if msg[0] == "quit":
+                return
+            if msg[0] == "pids":
+                self.pids = msg[1]
+            elif msg[0] == "layer":
+                self.layer(msg[1], set(msg[2]))
+                reply = cmds.get()
+                while reply[0] != "gids":
+                    if reply[0] == "quit":
+                        return
+                    reply = cmds.get()
+                gids = np.frombuffer(reply[1], dtype=np.int64).tolist()
+                self.frontier = list(zip(gids, self.new_conc, strict=True))
+
+    def _stop_wanted(self) -> str:
+        job = self.job
+        if job.deadline is not None and time.monotonic() >= job.deadline:
+            return f"time limit {job.max_seconds:g}s"
+        if job.max_memory_mib is not None and rss_mib(self.pids) > job.max_memory_mib:
+            return f"memory cap {job.max_memory_mib} MiB"
+        return ""
+
+    def layer(self, bounds: list[int], violated: set[str]) -> None:
+        job, n, w = self.job, self.n, self.w
+        c = job.compiled
+        succ, finished = c.successors, c.finished
+        pack, unpack = self.codec.pack, self.codec.unpack
+        canon, por = self.canon, self.por
+        safe = por.safe if por else []
+        proc = por.proc if por else []
+        deadlock_prop = self.checks.deadlock if self.checks.deadlock not in violated else None
+        invariants = [(p, f) for p, f in self.checks.invariants if p not in violated]
+        finals = [(p, f) for p, f in self.checks.finals if p not in violated]
+        self.new_conc: list[bytes] = []
+        new_pg, new_k, new_aid = array("q"), array("i"), array("i")
+        found: dict[str, int] = {}
+        deadlock: int | None = None
+        transitions = 0
+        stop = ""
+        pos = 0
+        frontier = self.frontier
+        visited = self.visited
+        crc = zlib.crc32
+        for r in range(len(bounds) - 1):
+            hi = bounds[r + 1]
+            outs = [_Out() for _ in range(n)]
+            while pos < len(frontier) and frontier[pos][0] < hi:
+                gid, conc = frontier[pos]
+                pos += 1
+                s = unpack(conc)
+                nxt = succ(s)
+                if not nxt and deadlock_prop and deadlock is None and not finished(s):
+                    deadlock = gid
+                if por is not None and len(nxt) > 1:
+                    nxt = ample(nxt, safe, proc)
+                for k, (aid, t) in enumerate(nxt):
+                    transitions += 1
+                    cs = canon(t) if canon is not None else t
+                    key = pack(*cs)
+                    o = outs[crc(key) % n]
+                    o.keys.append(key)
+                    if cs is t:
+                        o.conc.append(key)
+                    else:
+                        o.conc.append(pack(*t))
+                        o.distinct = True
+                    o.pg.append(gid)
+                    o.k.append(k)
+                    o.aid.append(aid)
+            if not stop:
+                stop = self._stop_wanted()
+            for dst in range(n):
+                if dst != w:
+                    job.inboxes[dst].put((r, w, stop, outs[dst].encode()))
+            parts = {w: outs[w]}
+            stops = [stop]
+            while len(parts) < n:
+                msg = self._receive(r)
+                parts[msg[1]] = _Out.decode(msg[3], self.codec.width)
+                stops.append(msg[2])
+            keys: list[bytes] = []
+            conc: list[bytes] = []
+            pg = array("q")
+            kk = array("i")
+            ai = array("i")
+            for src in range(n):
+                p = parts[src]
+                keys += p.keys
+                conc += p.conc
+                pg += p.pg
+                kk += p.k
+                ai += p.aid
+            if keys:
+                order = np.lexsort((np.frombuffer(kk, dtype=np.int32),
+                                    np.frombuffer(pg, dtype=np.int64))).tolist()
+                add = visited.add
+                for j in order:
+                    key = keys[j]
+                    if key in visited:
+                        continue
+                    add(key)
+                    cb = conc[j]
+                    self.new_conc.append(cb)
+                    new_pg.append(pg[j])
+                    new_k.append(kk[j])
+                    new_aid.append(ai[j])
+                    if invariants or finals:
+                        self._check(unpack(cb), len(self.new_conc) - 1, invariants, finals,
+                                    found, finished)
+            agreed = next((x for x in stops if x), "")
+            if agreed:
+                stop = agreed
+                break
+        job.to_coord.put(("layer", w, b"".join(self.new_conc), new_pg.tobytes(),
+                          new_k.tobytes(), new_aid.tobytes(), found, deadlock, transitions,
+                          stop))
+
+    def _receive(self, r: int) -> Any:
+        """The next message of round r from another worker (later rounds are kept)."""
+        stash = self.pending.get(r)
+        if stash:
+            return stash.pop(0)
+        while True:
+            msg = self.job.inboxes[self.w].get()
+            if msg[0] == r:
+                return msg
+            self.pending.setdefault(msg[0], []).append(msg)
+
+    @staticmethod
+    def _check(s: State, pos: int, invariants: list[tuple[str, Callable[[State], bool]]],
+               finals: list[tuple[str, Callable[[State], bool]]], found: dict[str, int],
+               finished: Callable[[State], bool]) -> None:
+        for name, f in invariants:
+            if name not in found and not f(s):
+                found[name] = pos
+        if finals and finished(s):
+            for name, f in finals:
+                if name not in found and not f(s):
+                    found[name] = pos
+
+
+class _Out:
+    """Successors bound for one owner in one round."""
+
+    __slots__ = ("keys", "conc", "distinct", "pg", "k", "aid")
+
+    def __init__(self) -> None:
+        self.distinct = False
+        self.keys: list[bytes] = []
+        self.conc: list[bytes] = []
+        self.pg = array("q")
+        self.k = array("i")
+        self.aid = array("i")
+
+    def encode(self) -> tuple[bytes, bytes | None, bytes, bytes, bytes]:
+        return (b"".join(self.keys), b"".join(self.conc) if self.distinct else None,
+                self.pg.tobytes(), self.k.tobytes(), self.aid.tobytes())
+
+    @staticmethod
+    def decode(data: tuple[bytes, bytes | None, bytes, bytes, bytes], width: int) -> _Out:
+        o = _Out()
+        kb, cb, pg, k, aid = data
+        o.keys = [kb[i:i + width] for i in range(0, len(kb), width)]
+        o.conc = o.keys if cb is None else [cb[i:i + width] for i in range(0, len(cb), width)]
+        o.pg.frombytes(pg)
+        o.k.frombytes(k)
+        o.aid.frombytes(aid)
+        return o
+
+
+__all__ = ["BlockStates", "WorkerError", "explore_parallel"]

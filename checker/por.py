@@ -1,0 +1,266 @@
+"""Partial-order reduction: ample sets of one process's steps that commute with all others.
+
+In a state s, let P be a process at label L. If every step alternative of P at L (enabled
+or not, every choice value) is *independent* of every step of every other process - it
+writes no slot another process reads or writes, and reads no slot another process writes
+- then the enabled steps of P at L form an ample set: the explorer may follow only them.
+Independence is decided statically from the resolved transitions, so the test is a
+lookup per action. Reads of another process's program counter are refined: a guard that
+only compares `pc == label` depends on a step only if the step leaves or enters a label it
+compares with (`h.at(i, "done")` does not depend on the middle steps of h[i]).
+
+What is preserved (`properties` = the properties being checked):
+
+- Deadlocks and, when the spec has no daemon process, final properties: both are about
+  terminal states (no enabled step; with no daemon, "every process done" is terminal),
+  and ample sets with the two conditions above (C0 non-empty, C1 independence) reach
+  every reachable terminal state by a path of the same length (Valmari's stubborn-set
+  theorem), so final/deadlock counterexamples stay shortest.
+- Invariants and lemmas (and finals when a daemon exists, as "finished => P"): the ample
+  steps must also be invisible (C2: write no slot the predicate reads; for finals, not
+  enter "done") and every cycle of the reduced graph must contain a fully expanded state
+  (C3). C3 is static here: a label with a step along a back edge of its process's
+  control-flow graph (a loop) never provides an ample set. Proof: sum over processes of
+  the DFS post-order number of their label strictly decreases along non-back edges and
+  is unchanged by the symmetry permutations, so no reduced cycle (also in the quotient
+  by symmetry) avoids a full expansion. Violations are found, but an invariant's
+  counterexample may be longer than the shortest one.
+- Spec runtime errors (out-of-domain assignments) are found like invariants: the
+  explorer evaluates every enabled step of an expanded state, and C3 is applied.
+- Lock order (lockdep over every state) is NOT preserved: `checker.run` switches POR off
+  when a lock_order property is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from checker.compile import Compiled
+from checker.expr import Const, Expr, Op, Slot, SlotSelect
+from checker.flat import Flat, Transition
+from checker.spec import DONE
+
+ALL = None  # a pc read that is not a plain comparison with labels
+
+
+@dataclass(frozen=True)
+class _Access:
+    """The slots a transition reads and writes; pcs of other processes kept apart."""
+
+    reads: frozenset[int]
+    writes: frozenset[int]
+    pc_reads: dict[int, frozenset[int] | None]  # pc slot -> compared label codes (ALL: any)
+
+
+@dataclass
+class PorPlan:
+    """Per action: may its (process, label) be an ample set; which process runs it."""
+
+    safe: list[bool]
+    proc: list[int]
+    proviso: bool  # C3/C2 applied (invariants, lemmas or daemon finals checked)
+    reducible: int = 0  # (process, label) pairs that can be ample
+    pairs: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return any(self.safe)
+
+    def describe(self) -> str:
+        txt = (f"por: {self.reducible} of {self.pairs} (process, label) pairs reducible"
+               + ("" if not self.proviso else ", invisible steps outside loops only"))
+        return txt + "".join(f"; {n}" for n in self.notes)
+
+
+def _pc_reads(exprs: Iterable[Expr], pc_slots: set[int]) -> dict[int, frozenset[int] | None]:
+    """For each pc slot read: the label codes it is compared with, or ALL."""
+    out: dict[int, set[int] | None] = {}
+
+    def note(slot: int, code: int | None) -> None:
+        if code is None:
+            out[slot] = ALL
+        elif slot not in out:
+            out[slot] = {code}
+        elif out[slot] is not ALL:
+            out[slot].add(code)  # type: ignore[union-attr]
+
+    def visit(e: Expr) -> None:
+        if isinstance(e, Op) and e.op in ("==", "!=") and len(e.args) == 2:
+            a, b = e.args
+            if isinstance(a, Slot) and a.index in pc_slots and isinstance(b, Const):
+                note(a.index, b.value)
+                return
+            if isinstance(b, Slot) and b.index in pc_slots and isinstance(a, Const):
+                note(b.index, a.value)
+                return
+        if isinstance(e, Slot):
+            if e.index in pc_slots:
+                note(e.index, None)
+            return
+        if isinstance(e, SlotSelect):
+            for j in range(e.base, e.base + e.size):
+                if j in pc_slots:
+                    note(j, None)
+        for c in e.children():
+            visit(c)
+
+    for e in exprs:
+        visit(e)
+    return {k: (None if v is ALL else frozenset(v)) for k, v in out.items()}
+
+
+def _slots(exprs: Iterable[Expr], pc_slots: set[int]) -> frozenset[int]:
+    out: set[int] = set()
+    for e in exprs:
+        stack = [e]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Slot):
+                out.add(n.index)
+            elif isinstance(n, SlotSelect):
+                out.update(range(n.base, n.base + n.size))
+            stack.extend(n.children())
+    return frozenset(out - pc_slots)
+
+
+def access(t: Transition, pc_slots: set[int]) -> _Access:
+    """Reads and writes of one transition (its own pc excluded: it is in pc_from/pc_to)."""
+    reads_e: list[Expr] = [t.guard]
+    writes: set[int] = set()
+    for tgt, val in t.updates:
+        reads_e.append(val)
+        if isinstance(tgt, Slot):
+            if tgt.index != t.pc_slot:
+                writes.add(tgt.index)
+        else:
+            reads_e.append(tgt.idx)
+            writes.update(range(tgt.base, tgt.base + tgt.size))
+    pcr = _pc_reads(reads_e, pc_slots)
+    pcr.pop(t.pc_slot, None)
+    return _Access(_slots(reads_e, pc_slots), frozenset(writes - pc_slots), pcr)
+
+
+def _moves(reader: _Access, t: Transition) -> bool:
+    """Does t's pc move change what `reader` reads of t's pc?"""
+    if t.pc_slot not in reader.pc_reads:
+        return False
+    codes = reader.pc_reads[t.pc_slot]
+    return codes is ALL or t.pc_from in codes or t.pc_to in codes
+
+
+def independent(t: Transition, a: _Access, u: Transition, b: _Access) -> bool:
+    """t and u (of different processes) commute and never enable or disable each other."""
+    if a.writes & (b.writes | b.reads) or a.reads & b.writes:
+        return False
+    return not (_moves(b, t) or _moves(a, u))
+
+
+def back_edges(flat: Flat) -> set[tuple[str, int, int]]:
+    """(group, from, to) label edges closing a loop, by DFS from each group's entry."""
+    out: set[tuple[str, int, int]] = set()
+    for g in flat.spec.groups:
+        pct = g.pc_type
+        succ: dict[int, list[int]] = {}
+        for st in g.steps:
+            succ.setdefault(pct.code(st.label), [])
+            to = pct.code(st.goto)
+            if to not in succ[pct.code(st.label)]:
+                succ[pct.code(st.label)].append(to)
+        entry = flat.initial_state()[flat.pc_slots[g.name][0]]
+        state: dict[int, int] = {}  # 1 on the DFS stack, 2 finished
+        stack: list[tuple[int, int]] = [(entry, 0)]
+        state[entry] = 1
+        while stack:
+            node, k = stack.pop()
+            nxt = succ.get(node, [])
+            if k < len(nxt):
+                stack.append((node, k + 1))
+                v = nxt[k]
+                if state.get(v) == 1:
+                    out.add((g.name, node, v))
+                elif v not in state:
+                    state[v] = 1
+                    stack.append((v, 0))
+            else:
+                state[node] = 2
+        for st in g.steps:  # labels unreachable from the entry: treat every edge as a loop
+            f = pct.code(st.label)
+            if f not in state:
+                out.add((g.name, f, pct.code(st.goto)))
+    return out
+
+
+def plan(compiled: Compiled, properties: list[str] | None = None) -> PorPlan:
+    """Decide, per action, whether its process's steps at its label may be an ample set.
+
+    `properties`: the properties being checked (None: all, lemmas included).
+    """
+    flat = compiled.flat
+    spec = flat.spec
+    kinds = {p.name: p.kind for p in spec.properties}
+    wanted = list(kinds) if properties is None else list(properties)
+    pc_slots = {s for ss in flat.pc_slots.values() for s in ss}
+    daemons = {g.name for g in spec.groups if g.daemon}
+    visible_exprs: list[Expr] = [flat.properties[n] for n in wanted  # type: ignore[misc]
+                                 if kinds[n] == "invariant"]
+    if properties is None:
+        visible_exprs += list(flat.lemmas.values())
+    final_exprs = [flat.properties[n] for n in wanted if kinds[n] == "final"]
+    finals_visible = bool(final_exprs) and bool(daemons)
+    if finals_visible:
+        visible_exprs += final_exprs  # type: ignore[arg-type]
+    proviso = bool(visible_exprs)
+    vis_slots = _slots(visible_exprs, pc_slots)  # type: ignore[arg-type]
+    vis_pcs = _pc_reads(visible_exprs, pc_slots)  # type: ignore[arg-type]
+    loops = back_edges(flat) if proviso else set()
+
+    procs: dict[tuple[str, int], int] = {}
+    for t in flat.transitions:
+        procs.setdefault((t.group, t.instance), len(procs))
+    acc = {t.id: access(t, pc_slots) for t in flat.transitions}
+    by_pl: dict[tuple[int, int], list[Transition]] = {}
+    for t in flat.transitions:
+        by_pl.setdefault((procs[(t.group, t.instance)], t.pc_from), []).append(t)
+    by_proc: dict[int, list[Transition]] = {}
+    for t in flat.transitions:
+        by_proc.setdefault(procs[(t.group, t.instance)], []).append(t)
+
+    def visible(t: Transition) -> bool:
+        if acc[t.id].writes & vis_slots:
+            return True
+        if t.pc_slot in vis_pcs and _moves(_Access(frozenset(), frozenset(), vis_pcs), t):
+            return True
+        if finals_visible and t.group not in daemons:
+            return t.pc_to == flat.group(t.group).pc_type.code(DONE)
+        return False
+
+    ok_pl: dict[tuple[int, int], bool] = {}
+    for (p, label), ts in by_pl.items():
+        ok = True
+        for t in ts:
+            if proviso and (visible(t) or (t.group, t.pc_from, t.pc_to) in loops):
+                ok = False
+                break
+            a = acc[t.id]
+            for q, us in by_proc.items():
+                if q == p:
+                    continue
+                if not all(independent(t, a, u, acc[u.id]) for u in us):
+                    ok = False
+                    break
+            if not ok:
+                break
+        ok_pl[(p, label)] = ok
+    safe: list[bool] = []
+    proc: list[int] = []
+    for act in compiled.actions:
+        t = act.transition
+        pid = procs[(t.group, t.instance)]
+        proc.append(pid)
+        safe.append(ok_pl[(pid, t.pc_from)])
+    return PorPlan(safe, proc, proviso, sum(ok_pl.values()), len(ok_pl))
+
+
+__all__ = ["PorPlan", "access", "back_edges", "independent", "plan"]
