@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checker.expr import SpecTypeError
 from checker.spec import Spec, SpecError, SpecInfo
 
 
@@ -51,11 +52,20 @@ class SpecModule:
         try:
             spec = self.builder(**overrides)
         except SpecError as e:
-            raise SpecError(f"{self.source}: {e.element}", e.message) from None
+            raise SpecError(f"{self.source}: {e.element}", e.message) from e
+        except SpecTypeError as e:
+            raise SpecError(f"{self.source}: {self.builder.__name__}", str(e)) from e
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise LoadError(f"{self.source}: {self.builder.__name__}({_args(overrides)}) "
+                            f"failed: {type(e).__name__}: {e}") from e
         spec.parameters = {n: overrides.get(n, p.default) for n, p in self.parameters.items()}
         if "variant" in spec.parameters:
             spec.variant = str(spec.parameters["variant"])
         return spec
+
+
+def _args(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in overrides.items())
 
 
 def spec_files(paths: list[str]) -> list[Path]:

@@ -134,11 +134,25 @@ def explore_parallel(compiled: Compiled, properties: list[str] | None, limits: L
     """Explore with `workers` processes; falls back to one process where fork is missing
     or states cannot be packed."""
     codec = StateCodec(compiled)
-    if "fork" not in mp.get_all_start_methods() or not codec.packed:
+    if ("fork" not in mp.get_all_start_methods() or not codec.packed
+            or len(compiled.actions) >= 1 << 16):
         return _explore(compiled, properties, limits, progress, stop_when_all_violated,
                         reductions)
     return _Coordinator(compiled, properties, limits, progress, stop_when_all_violated,
                         reductions, workers, codec).run()
+
+
+@dataclass
+class _Reply:
+    """A worker's report at the end of a layer."""
+
+    worker: int
+    rows: bytes  # packed concrete new states, in discovery order
+    codes: bytes  # int64 (parent id, position, action) codes of the new states
+    found: dict[str, int]  # property -> position of its first violating new state
+    deadlock: int | None  # smallest expanded state id without successors
+    transitions: int
+    stop: str
 
 
 class WorkerError(Exception):
@@ -218,7 +232,8 @@ class _Coordinator:
             for n, f in checks.finals:
                 if not f(init):
                     violations.setdefault(n, 0)
-        kmax = len(compiled.actions) + 1
+        a1 = len(compiled.actions)
+        a2 = a1 * a1
         layer_start, layer_end = 0, 1
         depth = 0
         transitions = 0
@@ -237,33 +252,33 @@ class _Coordinator:
                 bounds = list(range(layer_start, layer_end, ROUND)) + [layer_end]
                 for q in job.commands:
                     q.put(("layer", bounds, sorted(violations)))
-                replies = sorted((self._get(job, procs) for _ in range(self.n)),
-                                 key=lambda m: m[1])
-                stop = next((m[9] for m in replies if m[9]), "")
-                transitions += sum(m[8] for m in replies)
-                dls = [m[7] for m in replies if m[7] is not None]
+                replies = sorted((_Reply(*self._get(job, procs)[1:]) for _ in range(self.n)),
+                                 key=lambda m: m.worker)
+                stop = next((m.stop for m in replies if m.stop), "")
+                transitions += sum(m.transitions for m in replies)
+                dls = [m.deadlock for m in replies if m.deadlock is not None]
                 if dls and checks.deadlock and ex.deadlock is None:
                     ex.deadlock = min(dls)
                     violations.setdefault(checks.deadlock, ex.deadlock)
-                counts = [len(m[3]) // 8 for m in replies]
+                counts = [len(m.codes) // 8 for m in replies]
                 total = sum(counts)
                 if total:
-                    pg = np.concatenate([np.frombuffer(m[3], dtype=np.int64) for m in replies])
-                    kk = np.concatenate([np.frombuffer(m[4], dtype=np.int32) for m in replies])
-                    ai = np.concatenate([np.frombuffer(m[5], dtype=np.int32) for m in replies])
-                    rows = np.concatenate([np.frombuffer(m[2], dtype=np.uint8).reshape(
+                    codes = np.concatenate([np.frombuffer(m.codes, dtype=np.int64)
+                                            for m in replies])
+                    rows = np.concatenate([np.frombuffer(m.rows, dtype=np.uint8).reshape(
                         -1, codec.width) for m in replies])
-                    order = np.argsort(pg * kmax + kk, kind="stable")
+                    order = np.argsort(codes, kind="stable")
                     rank = np.empty(total, dtype=np.int64)
                     rank[order] = np.arange(total, dtype=np.int64)
                     gids = rank + layer_end
                     store.add(rows[order])
-                    parent.frombytes(pg[order].astype(np.int32).tobytes())
-                    action.frombytes(ai[order].astype(np.int32).tobytes())
+                    ordered = codes[order]
+                    parent.frombytes((ordered // a2).astype(np.int32).tobytes())
+                    action.frombytes((ordered % a1).astype(np.int32).tobytes())
                     off = 0
                     for m, c in zip(replies, counts, strict=True):
-                        job.commands[m[1]].put(("gids", gids[off:off + c].tobytes()))
-                        for prop, pos in m[6].items():
+                        job.commands[m.worker].put(("gids", gids[off:off + c].tobytes()))
+                        for prop, pos in m.found.items():
                             gid = int(gids[off + pos])
                             if prop not in violations or gid < violations[prop]:
                                 violations[prop] = gid
@@ -365,18 +380,27 @@ class _Worker:
         return ""
 
     def layer(self, bounds: list[int], violated: set[str]) -> None:
+        """Expand this worker's states of one layer, round by round; report new states.
+
+        A candidate successor travels as its packed canonical key, its packed concrete
+        state (only when they differ) and one int64 code = (parent id, position among the
+        parent's successors, action), whose order is the one-process discovery order.
+        """
         job, n, w = self.job, self.n, self.w
         c = job.compiled
         succ, finished = c.successors, c.finished
         pack, unpack = self.codec.pack, self.codec.unpack
+        width = self.codec.width
         canon, por = self.canon, self.por
         safe = por.safe if por else []
         proc = por.proc if por else []
+        a1 = len(c.actions)
+        a2 = a1 * a1
         deadlock_prop = self.checks.deadlock if self.checks.deadlock not in violated else None
         invariants = [(p, f) for p, f in self.checks.invariants if p not in violated]
         finals = [(p, f) for p, f in self.checks.finals if p not in violated]
         self.new_conc: list[bytes] = []
-        new_pg, new_k, new_aid = array("q"), array("i"), array("i")
+        new_codes = array("q")
         found: dict[str, int] = {}
         deadlock: int | None = None
         transitions = 0
@@ -387,77 +411,82 @@ class _Worker:
         crc = zlib.crc32
         for r in range(len(bounds) - 1):
             hi = bounds[r + 1]
-            outs = [_Out() for _ in range(n)]
+            keys: list[list[bytes]] = [[] for _ in range(n)]
+            concs: list[list[bytes]] = [[] for _ in range(n)]
+            codes = [array("q") for _ in range(n)]
+            kapp = [x.append for x in keys]
+            capp = [x.append for x in concs]
+            dapp = [x.append for x in codes]
             while pos < len(frontier) and frontier[pos][0] < hi:
-                gid, conc = frontier[pos]
+                gid, cb = frontier[pos]
                 pos += 1
-                s = unpack(conc)
+                s = unpack(cb)
                 nxt = succ(s)
                 if not nxt and deadlock_prop and deadlock is None and not finished(s):
                     deadlock = gid
                 if por is not None and len(nxt) > 1:
                     nxt = ample(nxt, safe, proc)
-                for k, (aid, t) in enumerate(nxt):
-                    transitions += 1
-                    cs = canon(t) if canon is not None else t
-                    key = pack(*cs)
-                    o = outs[crc(key) % n]
-                    o.keys.append(key)
-                    if cs is t:
-                        o.conc.append(key)
-                    else:
-                        o.conc.append(pack(*t))
-                        o.distinct = True
-                    o.pg.append(gid)
-                    o.k.append(k)
-                    o.aid.append(aid)
+                transitions += len(nxt)
+                base = gid * a2
+                if canon is None:
+                    for k, (aid, t) in enumerate(nxt):
+                        key = pack(*t)
+                        o = crc(key) % n
+                        kapp[o](key)
+                        dapp[o](base + k * a1 + aid)
+                else:
+                    for k, (aid, t) in enumerate(nxt):
+                        cs = canon(t)
+                        key = pack(*cs)
+                        o = crc(key) % n
+                        kapp[o](key)
+                        capp[o](key if cs is t else pack(*t))
+                        dapp[o](base + k * a1 + aid)
             if not stop:
                 stop = self._stop_wanted()
             for dst in range(n):
                 if dst != w:
-                    job.inboxes[dst].put((r, w, stop, outs[dst].encode()))
-            parts = {w: outs[w]}
+                    job.inboxes[dst].put((r, w, stop, b"".join(keys[dst]),
+                                          b"".join(concs[dst]) if canon else b"",
+                                          codes[dst].tobytes()))
+            all_keys = keys[w]
+            all_conc = concs[w] if canon else all_keys
+            all_codes = codes[w]
             stops = [stop]
-            while len(parts) < n:
+            for _ in range(n - 1):
                 msg = self._receive(r)
-                parts[msg[1]] = _Out.decode(msg[3], self.codec.width)
                 stops.append(msg[2])
-            keys: list[bytes] = []
-            conc: list[bytes] = []
-            pg = array("q")
-            kk = array("i")
-            ai = array("i")
-            for src in range(n):
-                p = parts[src]
-                keys += p.keys
-                conc += p.conc
-                pg += p.pg
-                kk += p.k
-                ai += p.aid
-            if keys:
-                order = np.lexsort((np.frombuffer(kk, dtype=np.int32),
-                                    np.frombuffer(pg, dtype=np.int64))).tolist()
+                kb, ccb = msg[3], msg[4]
+                ks = [kb[i:i + width] for i in range(0, len(kb), width)]
+                all_keys = all_keys + ks
+                if canon:
+                    all_conc = all_conc + [ccb[i:i + width] for i in range(0, len(ccb), width)]
+                else:
+                    all_conc = all_keys
+                all_codes = all_codes + array("q", msg[5])
+            if all_keys:
+                order = np.argsort(np.frombuffer(all_codes, dtype=np.int64),
+                                   kind="stable").tolist()
                 add = visited.add
+                napp = self.new_conc.append
+                capp1 = new_codes.append
+                check = invariants or finals
                 for j in order:
-                    key = keys[j]
+                    key = all_keys[j]
                     if key in visited:
                         continue
                     add(key)
-                    cb = conc[j]
-                    self.new_conc.append(cb)
-                    new_pg.append(pg[j])
-                    new_k.append(kk[j])
-                    new_aid.append(ai[j])
-                    if invariants or finals:
-                        self._check(unpack(cb), len(self.new_conc) - 1, invariants, finals,
-                                    found, finished)
+                    napp(all_conc[j])
+                    capp1(all_codes[j])
+                    if check:
+                        self._check(unpack(all_conc[j]), len(self.new_conc) - 1, invariants,
+                                    finals, found, finished)
             agreed = next((x for x in stops if x), "")
             if agreed:
                 stop = agreed
                 break
-        job.to_coord.put(("layer", w, b"".join(self.new_conc), new_pg.tobytes(),
-                          new_k.tobytes(), new_aid.tobytes(), found, deadlock, transitions,
-                          stop))
+        job.to_coord.put(("layer", w, b"".join(self.new_conc), new_codes.tobytes(), found,
+                          deadlock, transitions, stop))
 
     def _receive(self, r: int) -> Any:
         """The next message of round r from another worker (later rounds are kept)."""
@@ -481,35 +510,6 @@ class _Worker:
             for name, f in finals:
                 if name not in found and not f(s):
                     found[name] = pos
-
-
-class _Out:
-    """Successors bound for one owner in one round."""
-
-    __slots__ = ("keys", "conc", "distinct", "pg", "k", "aid")
-
-    def __init__(self) -> None:
-        self.distinct = False
-        self.keys: list[bytes] = []
-        self.conc: list[bytes] = []
-        self.pg = array("q")
-        self.k = array("i")
-        self.aid = array("i")
-
-    def encode(self) -> tuple[bytes, bytes | None, bytes, bytes, bytes]:
-        return (b"".join(self.keys), b"".join(self.conc) if self.distinct else None,
-                self.pg.tobytes(), self.k.tobytes(), self.aid.tobytes())
-
-    @staticmethod
-    def decode(data: tuple[bytes, bytes | None, bytes, bytes, bytes], width: int) -> _Out:
-        o = _Out()
-        kb, cb, pg, k, aid = data
-        o.keys = [kb[i:i + width] for i in range(0, len(kb), width)]
-        o.conc = o.keys if cb is None else [cb[i:i + width] for i in range(0, len(cb), width)]
-        o.pg.frombytes(pg)
-        o.k.frombytes(k)
-        o.aid.frombytes(aid)
-        return o
 
 
 __all__ = ["BlockStates", "WorkerError", "explore_parallel"]

@@ -208,7 +208,7 @@ class ProcessBuilder:
     def name(self) -> str:
         return self.group.name
 
-    def local(self, name: str, type_: VarType, init: Any = 0) -> LocalRef:
+    def local(self, name: str, type_: VarType, init: Any = None) -> LocalRef:
         """A per-instance variable; init is one value or one per instance."""
         where = f"process {self.name}: local {name}"
         if name in self.group.locals or name == "pc":
@@ -307,6 +307,11 @@ class SpecBuilder:
         self._names.add(name)
 
     def _inits(self, where: str, type_: VarType, init: Any, n: int | None) -> tuple[Expr, ...]:
+        """Initial values; without one, the type's least value (false, lo, first name, 0)."""
+        if init is None:
+            from checker.expr import Const
+
+            return (Const(type_.values()[0], sort_of(type_)),) * (n or 1)
         vals = list(init) if isinstance(init, list | tuple) else (
             [init] * (n or 1))
         if len(vals) != (n or 1):
@@ -338,14 +343,14 @@ class SpecBuilder:
         self._constants[name] = p
         return p
 
-    def var(self, name: str, type_: VarType, init: Any = 0, doc: str = "") -> VarRef:
+    def var(self, name: str, type_: VarType, init: Any = None, doc: str = "") -> VarRef:
         where = f"variable {name}"
         self._fresh(where, name)
         v = Var(name, type_, None, self._inits(where, type_, init, None), doc)
         self._vars.append(v)
         return VarRef(v, None)
 
-    def array(self, name: str, index: IndexSet, type_: VarType, init: Any = 0,
+    def array(self, name: str, index: IndexSet, type_: VarType, init: Any = None,
               doc: str = "") -> ArrayVar:
         where = f"array {name}"
         self._fresh(where, name)

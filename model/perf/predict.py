@@ -53,6 +53,9 @@ class Config:
             raise ValueError("qthr, threads and cache pages must be >= 0")
         if self.patch not in PATCHES:
             raise ValueError(f"patch must be one of {', '.join(PATCHES)}, got {self.patch!r}")
+        if self.patch == "fixed" and self.threads > 0 and self.cache_pages == 0:
+            raise ValueError("the fixed variant charges every page through its cache: "
+                             "cache pages must be > 0")
 
 
 @dataclass(frozen=True)

@@ -138,8 +138,9 @@ def overaccount_bound(patch: str, threads: int, cache_pages: int) -> int:
 def tradeoff(machine: str, backing: str, mem_gib: float, qthr: int, params: Params,
              jobs: int = 2, patch: str = "seed") -> list[tuple[int, int, Prediction, int]]:
     """(cache, threads, prediction, worst-case overaccounting pages) for the grid."""
+    caches = [c for c in TRADEOFF_CACHES if c or patch != "fixed"]
     cfgs = [Config(machine, backing, mem_gib, qthr, t, c, patch)
-            for c in TRADEOFF_CACHES for t in TRADEOFF_THREADS]
+            for c in caches for t in TRADEOFF_THREADS]
     preds = predict_many(cfgs, params, jobs=jobs)
     return [(p.config.cache_pages, p.config.threads, p,
              overaccount_bound(patch, p.config.threads, p.config.cache_pages)) for p in preds]
@@ -150,7 +151,7 @@ def format_tradeoff(rows: list[tuple[int, int, Prediction, int]], title: str) ->
     lines = [f"**{title}**", "",
              "| cache pages | " + " | ".join(f"{t} threads" for t in TRADEOFF_THREADS) + " |",
              "|---:|" + "---:|" * len(TRADEOFF_THREADS)]
-    for c in TRADEOFF_CACHES:
+    for c in sorted({r[0] for r in rows}):
         cells = []
         for t in TRADEOFF_THREADS:
             _, _, p, over = next(r for r in rows if r[0] == c and r[1] == t)

@@ -158,14 +158,16 @@ class TimedRun:
         self.mark: tuple[float, int] | None = None
         self.caller = Thread(0, caller)
         self.ps: PadataMtJobState | None = None
+        self.ret = 0
 
     # -- threads ------------------------------------------------------------------------
 
     def _ioctl(self) -> Generator[Any, None, int]:
         w = self.work
-        return (yield from vfio_pin_map_dma(self.ctx, self.caller, self.dma, w.units,
-                                            padata_chunk_units(w.units, max(w.threads, 1)),
-                                            max(w.threads, 1), self._queue_work))
+        self.ret = yield from vfio_pin_map_dma(self.ctx, self.caller, self.dma, w.units,
+                                               padata_chunk_units(w.units, max(w.threads, 1)),
+                                               max(w.threads, 1), self._queue_work)
+        return self.ret
 
     def _queue_work(self, ps: PadataMtJobState) -> None:
         """queue_work(system_unbound_wq): a kworker starts after a wake-up latency."""
@@ -351,6 +353,9 @@ class TimedRun:
             "lock_acct_calls": self.ctx.metrics.lock_acct_calls,
             "units_pinned": done,
         }
+        if self.ret:
+            raise RuntimeError(f"the modelled MAP_DMA failed with {self.ret} after "
+                               f"{done} of {self.work.units} units")
         if done >= self.work.units:
             return RunTiming(env.now, done, False, metrics, self.events, env.now)
         assert self.mark is not None

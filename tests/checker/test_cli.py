@@ -135,3 +135,21 @@ def test_deadlock_report(capsys, tmp_path: Path) -> None:
     assert code == 0
     assert "t[0] blocked at take2: mutex_lock(B)" in out
     assert "t[1] blocked at take2: mutex_lock(A)" in out
+
+
+def test_ill_sorted_expression_in_builder_is_one_line(capsys, tmp_path: Path) -> None:
+    spec = tmp_path / "sorts.py"
+    spec.write_text(
+        "from checker.expr import Bool, Int\n"
+        "from checker.spec import SpecBuilder, specification\n"
+        "@specification()\n"
+        "def build(n: int = 1):\n"
+        "    s = SpecBuilder('sorts')\n"
+        "    x = s.var('x', Int(0, 2))\n"
+        "    f = s.var('f', Bool())\n"
+        "    s.invariant('bad', (x + f) > 0)\n"
+        "    return s.build()\n")
+    code, _, err = run(capsys, str(spec))
+    assert code == 2
+    assert "sorts.py: build: + needs integers, got int and bool" in err
+    assert "Traceback" not in err
