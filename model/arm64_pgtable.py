@@ -63,6 +63,7 @@ class PteTable:
         self.tlb = Tlb(cont_ptes)
         self.costs = Costs()
         self.rmw_race = rmw_race
+        self.last_cmpxchg_ok = False
 
     def __len__(self) -> int:
         return len(self.words)
@@ -88,6 +89,7 @@ class PteTable:
         yield Point(site, kernel, i)
         self.costs.atomics += 1
         cur = self.words[i]
+        self.last_cmpxchg_ok = cur == old
         if cur == old:
             self.words[i] = new
         return cur

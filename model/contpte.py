@@ -200,13 +200,13 @@ class ContPteMm:
         start, young = self.align_down(i), False
         for k in range(self.C):
             young |= yield from self.table.test_and_clear_young_raw(
-                start + k, "tcy", "contpte_ptep_test_and_clear_young")
+                start + k, "tcyr", "contpte_ptep_test_and_clear_young")
         return young
 
     def wrprotect_raw(self, i: int, nr: int) -> Op[None]:
         """__wrprotect_ptes: __ptep_set_wrprotect (READ_ONCE + cmpxchg loop) per entry."""
         for k in range(nr):
-            pte = yield from self.table.ptep_get_raw(i + k, "wp_read", "__ptep_set_wrprotect")
+            pte = yield from self.table.ptep_get_raw(i + k, "wp_load", "__ptep_set_wrprotect")
             yield from self.table.set_wrprotect_raw(i + k, pte, "wp_cmpxchg",
                                                     "__ptep_set_wrprotect")
 
@@ -275,7 +275,7 @@ class ContPteMm:
         orig = yield from self.table.ptep_get_raw(i, "tcy_read", "ptep_test_and_clear_young")
         if not self.layout.pte_valid_cont(orig):
             return (yield from self.table.test_and_clear_young_raw(
-                i, "tcy", "ptep_test_and_clear_young"))
+                i, "tcyr", "ptep_test_and_clear_young"))
         return (yield from self.contpte_test_and_clear_young(i))
 
     def ptep_clear_flush_young(self, i: int) -> Op[bool]:
@@ -283,7 +283,7 @@ class ContPteMm:
         t = self.table
         orig = yield from t.ptep_get_raw(i, "tcy_read", "ptep_clear_flush_young")
         if not self.layout.pte_valid_cont(orig):
-            young = yield from t.test_and_clear_young_raw(i, "tcy", "__ptep_clear_flush_young")
+            young = yield from t.test_and_clear_young_raw(i, "tcyr", "__ptep_clear_flush_young")
             if young:
                 yield from t.flush("cfy_flush", "__ptep_clear_flush_young: "
                                    "__flush_tlb_page_nosync", i, i + 1)

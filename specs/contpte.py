@@ -77,8 +77,8 @@ RET = Enum("ret", "none", "sp", "fold", "gac", "pfirst", "plast", "wp1", "saf", 
 EXPECTED: dict[str, tuple[str, ...]] = {
     "contpte": (),
     "unfold_drops_dirty": ("no_lost_dirty", "no_lost_young", "refines_core_mm"),
-    "no_bbm": ("bbm", "no_lost_dirty", "refines_core_mm"),
-    "rmw_race": ("no_lost_dirty", "refines_core_mm"),
+    "no_bbm": ("bbm", "no_lost_dirty", "no_lost_young", "refines_core_mm"),
+    "rmw_race": ("no_lost_dirty", "no_lost_young", "refines_core_mm"),
 }
 """Properties each variant violates at the default parameters (every other must hold)."""
 

@@ -18,8 +18,13 @@ LABELS = ("a", "b", "c")
 
 
 @st.composite
-def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False) -> Spec:
-    """One random spec; `s.symmetric("p")` is always declared (the engine must check it)."""
+def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False,
+                local: bool = False) -> Spec:
+    """One random spec; `s.symmetric("p")` is always declared (the engine must check it).
+
+    `local=True` draws three steps in four from private-only menus (a second local
+    `aux`), so that partial-order reduction has independent steps to work with.
+    """
     b = SpecBuilder("random")
     n = draw(st.integers(2, 3))
     T = b.index("t", n)
@@ -59,10 +64,21 @@ def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False)
         guards += [lambda: me == 0, lambda: arr[0] == 1, lambda: p.at(0, "b"),
                    lambda: loc[n - 1] == 1]
         effects += [lambda: ({x: me}, False), lambda: ({arr[0]: 1}, False)]
+    aux = p.local("aux", Int(0, 2), init=0) if local else None
+    local_guards = [lambda: loc < 2, lambda: aux == loc, lambda: aux < 2, lambda: loc == 0]
+    local_effects = [
+        lambda: ({loc: Min(loc + 1, 2)}, False),
+        lambda: ({aux: Min(aux + 1, 2), loc: 0}, False),
+        lambda: ({aux: ite(ch.ref == 1, loc, 0)}, True),
+        lambda: ({loc: aux}, False),
+    ]
     for lab in LABELS:
         for _ in range(draw(st.integers(1, 2))):
-            guard = guards[draw(st.integers(0, len(guards) - 1))]()
-            eff, choice = effects[draw(st.integers(0, len(effects) - 1))]()
+            private = local and draw(st.integers(0, 3)) < 3
+            gm = local_guards if private else guards
+            em = local_effects if private else effects
+            guard = gm[draw(st.integers(0, len(gm) - 1))]()
+            eff, choice = em[draw(st.integers(0, len(em) - 1))]()
             goto = draw(st.sampled_from(LABELS + ("done",)))
             p.step(lab, "random step", guard=guard, effects=eff, goto=goto,
                    choose=ch if choice else ())
@@ -72,6 +88,8 @@ def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False)
     invariants = [
         lambda: Sum(T, lambda t: arr[t]) <= draw(st.integers(1, 2 * n)),
         lambda: Not(AllOf(T, lambda t: loc[t] == 2)),
+        lambda: Not(AllOf(T, lambda t: loc[t] == 1)),
+        lambda: Count(T, lambda t: arr[t] == 1) <= 1,
         lambda: x != 2,
         lambda: Count(T, lambda t: p.at(t, "b")) <= 1,
         lambda: f | (x <= 2),

@@ -77,8 +77,8 @@ def _group_spec(n: int, prop: str = "sum", init: object = 0, guard: str = "") ->
     x = b.var("x", Int(0, 3), init=0)
     h = b.process("h", T)
     lc = h.local("lc", Int(0, 2), init=init)
-    g = {"": True, "self0": h.self == 0, "pc0": h.pc(0) == "run",
-         "dyn": lc[x % n] == 0}[guard]
+    g = {"": lambda: True, "self0": lambda: h.self == 0, "pc0": lambda: h.at(0, "run"),
+         "dyn": lambda: lc[x % n] == 0}[guard]()
     h.step("run", "bump", guard=g, effects={slot[h.self]: 1, lc: 1}, goto="publish")
     h.step("publish", "publish", effects={x: Sum(T, lambda t: slot[t])}, goto="done")
     props = {"sum": Sum(T, lambda t: slot[t]) <= n,
