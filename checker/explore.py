@@ -11,7 +11,10 @@ Memory: a state is stored once, packed to one to eight bytes per slot by its dom
 visited set holds the canonical form of each state while the list keeps the concrete
 state reached (so paths stay concrete and replayable: the stored state is exactly the
 successor of its stored parent by the recorded action); with partial-order reduction a
-state is expanded along an ample set (`checker.por`). `workers > 1` runs
+state is expanded along an ample set (`checker.por`) unless one of the ample successors
+is already known at a depth no greater than the state's own (the breadth-first cycle
+proviso: every cycle of the reduced graph has such an edge, so it contains a fully
+expanded state). `workers > 1` runs
 `checker.parallel`, which gives the same states, numbering and verdicts.
 """
 
@@ -327,6 +330,7 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
     max_states = limits.max_states if limits.max_states is not None else 1 << 62
     add, app, papp, aapp = visited.add, raw.append, parent.append, action.append
     reduced = canon is not None or por is not None
+    this_layer: set[Any] = set()  # keys first reached in the layer being generated
     i = 0
     try:
         check_state(0, init)
@@ -334,6 +338,7 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
             if i == layer_end:
                 depth += 1
                 layer_end = len(raw)
+                this_layer = set()
                 if limits.max_depth is not None and depth >= limits.max_depth:
                     ex.stop_reason = f"depth limit {limits.max_depth}"
                     break
@@ -358,18 +363,23 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                     if invariants or finals:
                         check_state(sid, t)
             else:
-                if por is not None and len(nxt) > 1:
-                    nxt = ample(nxt, safe, proc)
-                for aid, t in nxt:
+                entries = [(aid, t, c, pack(*c)) for aid, t in nxt
+                           for c in ((canon(t) if canon is not None else t),)]
+                if por is not None and len(entries) > 1:
+                    amp = ample(entries, safe, proc)
+                    # cycle proviso: an ample step back to a known layer expands fully
+                    if len(amp) < len(entries) and not any(
+                            e[3] in visited and e[3] not in this_layer for e in amp):
+                        entries = amp
+                for aid, t, c, k in entries:
                     transitions += 1
-                    c = canon(t) if canon is not None else t
-                    k = pack(*c)
                     if k in visited:
                         continue
                     sid = len(raw)
                     if sid >= max_states:
                         raise _StateLimit
                     add(k)
+                    this_layer.add(k)
                     app(k if c is t else pack(*t))
                     papp(i)
                     aapp(aid)
@@ -401,14 +411,14 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
     return ex
 
 
-def ample(nxt: list[tuple[int, State]], safe: list[bool],
-          proc: list[int]) -> list[tuple[int, State]]:
-    """The successors along an ample set: every step of the first process whose current
-    label is reducible (`checker.por`), or all successors if there is none."""
-    for aid, _t in nxt:
-        if safe[aid]:
-            p = proc[aid]
-            return [x for x in nxt if proc[x[0]] == p]
+def ample(nxt: list[Any], safe: list[bool], proc: list[int]) -> list[Any]:
+    """The successors (tuples starting with the action id) along an ample set: every step
+    of the first process whose current label is reducible (`checker.por`), or all
+    successors if there is none. The caller applies the cycle proviso."""
+    for x in nxt:
+        if safe[x[0]]:
+            p = proc[x[0]]
+            return [y for y in nxt if proc[y[0]] == p]
     return nxt
 
 

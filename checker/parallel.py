@@ -385,131 +385,236 @@ class _Worker:
         A candidate successor travels as its packed canonical key, its packed concrete
         state (only when they differ) and one int64 code = (parent id, position among the
         parent's successors, action), whose order is the one-process discovery order.
+        With POR a round has two more exchanges for the cycle proviso: owners tell the
+        expanding worker which ample successors lead back to an earlier layer, and the
+        parents concerned send the rest of their successors.
         """
-        job, n, w = self.job, self.n, self.w
-        c = job.compiled
-        succ, finished = c.successors, c.finished
-        pack, unpack = self.codec.pack, self.codec.unpack
-        width = self.codec.width
-        canon, por = self.canon, self.por
-        safe = por.safe if por else []
-        proc = por.proc if por else []
-        a1 = len(c.actions)
-        a2 = a1 * a1
-        deadlock_prop = self.checks.deadlock if self.checks.deadlock not in violated else None
-        invariants = [(p, f) for p, f in self.checks.invariants if p not in violated]
-        finals = [(p, f) for p, f in self.checks.finals if p not in violated]
+        c = self.job.compiled
+        self.a1 = len(c.actions)
+        self.a2 = self.a1 * self.a1
+        self.deadlock_prop = (self.checks.deadlock if self.checks.deadlock not in violated
+                              else None)
+        self.invariants = [(p, f) for p, f in self.checks.invariants if p not in violated]
+        self.finals = [(p, f) for p, f in self.checks.finals if p not in violated]
         self.new_conc: list[bytes] = []
-        new_codes = array("q")
-        found: dict[str, int] = {}
-        deadlock: int | None = None
-        transitions = 0
+        self.new_codes = array("q")
+        self.found: dict[str, int] = {}
+        self.deadlock: int | None = None
+        self.transitions = 0
+        self.this_layer: set[bytes] = set()
         stop = ""
         pos = 0
-        frontier = self.frontier
-        visited = self.visited
-        crc = zlib.crc32
         for r in range(len(bounds) - 1):
-            hi = bounds[r + 1]
-            keys: list[list[bytes]] = [[] for _ in range(n)]
-            concs: list[list[bytes]] = [[] for _ in range(n)]
-            codes = [array("q") for _ in range(n)]
-            kapp = [x.append for x in keys]
-            capp = [x.append for x in concs]
-            dapp = [x.append for x in codes]
-            while pos < len(frontier) and frontier[pos][0] < hi:
-                gid, cb = frontier[pos]
-                pos += 1
-                s = unpack(cb)
-                nxt = succ(s)
-                if not nxt and deadlock_prop and deadlock is None and not finished(s):
-                    deadlock = gid
-                if por is not None and len(nxt) > 1:
-                    nxt = ample(nxt, safe, proc)
-                transitions += len(nxt)
-                base = gid * a2
-                if canon is None:
-                    for k, (aid, t) in enumerate(nxt):
-                        key = pack(*t)
-                        o = crc(key) % n
-                        kapp[o](key)
-                        dapp[o](base + k * a1 + aid)
-                else:
-                    for k, (aid, t) in enumerate(nxt):
-                        cs = canon(t)
-                        key = pack(*cs)
-                        o = crc(key) % n
-                        kapp[o](key)
-                        capp[o](key if cs is t else pack(*t))
-                        dapp[o](base + k * a1 + aid)
-            if not stop:
-                stop = self._stop_wanted()
-            for dst in range(n):
-                if dst != w:
-                    job.inboxes[dst].put((r, w, stop, b"".join(keys[dst]),
-                                          b"".join(concs[dst]) if canon else b"",
-                                          codes[dst].tobytes()))
-            all_keys = keys[w]
-            all_conc = concs[w] if canon else all_keys
-            all_codes = codes[w]
-            stops = [stop]
-            for _ in range(n - 1):
-                msg = self._receive(r)
-                stops.append(msg[2])
-                kb, ccb = msg[3], msg[4]
-                ks = [kb[i:i + width] for i in range(0, len(kb), width)]
-                all_keys = all_keys + ks
-                if canon:
-                    all_conc = all_conc + [ccb[i:i + width] for i in range(0, len(ccb), width)]
-                else:
-                    all_conc = all_keys
-                all_codes = all_codes + array("q", msg[5])
-            if all_keys:
-                order = np.argsort(np.frombuffer(all_codes, dtype=np.int64),
-                                   kind="stable").tolist()
-                add = visited.add
-                napp = self.new_conc.append
-                capp1 = new_codes.append
-                check = invariants or finals
-                for j in order:
-                    key = all_keys[j]
-                    if key in visited:
-                        continue
-                    add(key)
-                    napp(all_conc[j])
-                    capp1(all_codes[j])
-                    if check:
-                        self._check(unpack(all_conc[j]), len(self.new_conc) - 1, invariants,
-                                    finals, found, finished)
-            agreed = next((x for x in stops if x), "")
+            pos, stop, agreed = self._round(r, bounds[r + 1], pos, stop)
             if agreed:
                 stop = agreed
                 break
-        job.to_coord.put(("layer", w, b"".join(self.new_conc), new_codes.tobytes(), found,
-                          deadlock, transitions, stop))
+        self.job.to_coord.put(("layer", self.w, b"".join(self.new_conc),
+                               self.new_codes.tobytes(), self.found, self.deadlock,
+                               self.transitions, stop))
 
-    def _receive(self, r: int) -> Any:
-        """The next message of round r from another worker (later rounds are kept)."""
-        stash = self.pending.get(r)
+    def _round(self, r: int, hi: int, pos: int, stop: str) -> tuple[int, str, str]:
+        job, n, w = self.job, self.n, self.w
+        c = job.compiled
+        succ, finished = c.successors, c.finished
+        pack = self.codec.pack
+        unpack = self.codec.unpack
+        canon, por = self.canon, self.por
+        safe = por.safe if por else []
+        proc = por.proc if por else []
+        a1, a2 = self.a1, self.a2
+        crc = zlib.crc32
+        out = [_Batch() for _ in range(n)]
+        kapp = [b.keys.append for b in out]
+        dapp = [b.codes.append for b in out]
+        capp = [b.conc.append for b in out]
+        tapp = [b.tentative.append for b in out]
+        rest: dict[int, list[tuple[int, int, State, State, bytes]]] = {}
+        frontier = self.frontier
+        transitions = 0
+        while pos < len(frontier) and frontier[pos][0] < hi:
+            gid, cb = frontier[pos]
+            pos += 1
+            s = unpack(cb)
+            nxt = succ(s)
+            if not nxt and self.deadlock_prop and self.deadlock is None and not finished(s):
+                self.deadlock = gid
+            base = gid * a2
+            if canon is None and por is None:
+                transitions += len(nxt)
+                for k, (aid, t) in enumerate(nxt):
+                    key = pack(*t)
+                    o = crc(key) % n
+                    kapp[o](key)
+                    dapp[o](base + k * a1 + aid)
+                continue
+            entries = [(aid, k, t, cs, pack(*cs)) for k, (aid, t) in enumerate(nxt)
+                       for cs in ((canon(t) if canon is not None else t),)]
+            tentative = 0
+            if por is not None and len(entries) > 1:
+                amp = ample(entries, safe, proc)
+                if len(amp) < len(entries):
+                    p = proc[amp[0][0]]
+                    rest[gid] = [e for e in entries if proc[e[0]] != p]
+                    entries = amp
+                    tentative = 1
+            transitions += len(entries)
+            for aid, k, t, cs, key in entries:
+                o = crc(key) % n
+                kapp[o](key)
+                dapp[o](base + k * a1 + aid)
+                if canon is not None:
+                    capp[o](key if cs is t else pack(*t))
+                if por is not None:
+                    tapp[o](tentative)
+        self.transitions += transitions
+        for b in out:
+            if canon is None:
+                b.conc = b.keys
+            else:
+                b.distinct = True
+        if not stop:
+            stop = self._stop_wanted()
+        got = self._exchange((r, 0), out, stop)
+        stops = [stop] + [m[0] for m in got.values()]
+        parts = [out[w]] + [_Batch.decode(m[1], self.codec.width) for m in got.values()]
+        if por is not None:
+            parts += self._proviso(r, parts, [w] + list(got), rest)
+        self._dedupe(parts, unpack, finished)
+        return pos, stop, next((x for x in stops if x), "")
+
+    def _proviso(self, r: int, parts: list[_Batch], sources: list[int],
+                 rest: dict[int, list[tuple[int, int, State, State, bytes]]]) -> list[_Batch]:
+        """Owners flag parents whose ample successor is already known from an earlier
+        layer; those parents' other successors are then sent as well."""
+        n, w = self.n, self.w
+        visited, this_layer = self.visited, self.this_layer
+        a2 = self.a2
+        flagged: dict[int, set[int]] = {src: set() for src in range(n)}
+        for src, part in zip(sources, parts, strict=True):
+            for j, tent in enumerate(part.tentative):
+                if tent and part.keys[j] in visited and part.keys[j] not in this_layer:
+                    flagged[src].add(part.codes[j] // a2)
+        out = [_Batch() for _ in range(n)]
+        for dst in range(n):
+            out[dst].flags = sorted(flagged[dst])
+        got = self._exchange((r, 1), out, "")
+        parents = set(flagged[w])
+        for m in got.values():
+            parents.update(_Batch.decode(m[1], self.codec.width).flags)
+        extra = [_Batch() for _ in range(n)]
+        pack = self.codec.pack
+        a1 = self.a1
+        crc = zlib.crc32
+        for gid in sorted(parents):
+            more = rest[gid]
+            self.transitions += len(more)
+            for aid, k, t, cs, key in more:
+                extra[crc(key) % n].add(key, key if cs is t else pack(*t),
+                                        gid * a2 + k * a1 + aid, 0)
+        got = self._exchange((r, 2), extra, "")
+        return [extra[w]] + [_Batch.decode(m[1], self.codec.width) for m in got.values()]
+
+    def _exchange(self, tag: tuple[int, int], out: list[_Batch],
+                  stop: str) -> dict[int, tuple[str, Any]]:
+        """Send each other worker its batch; receive theirs: {source: (stop, data)}."""
+        for dst in range(self.n):
+            if dst != self.w:
+                self.job.inboxes[dst].put((tag, self.w, stop, out[dst].encode()))
+        got: dict[int, tuple[str, Any]] = {}
+        while len(got) < self.n - 1:
+            msg = self._receive(tag)
+            got[msg[1]] = (msg[2], msg[3])
+        return dict(sorted(got.items()))
+
+    def _dedupe(self, parts: list[_Batch], unpack: Callable[[Any], State],
+                finished: Callable[[State], bool]) -> None:
+        """Keep, in discovery order, the first candidate of every new key."""
+        keys: list[bytes] = []
+        conc: list[bytes] = []
+        codes = array("q")
+        for part in parts:
+            keys += part.keys
+            conc += part.conc
+            codes += part.codes
+        if not keys:
+            return
+        order = np.argsort(np.frombuffer(codes, dtype=np.int64), kind="stable").tolist()
+        visited = self.visited
+        add = visited.add
+        add_layer = self.this_layer.add if self.por is not None else None
+        new_conc = self.new_conc
+        napp = new_conc.append
+        capp = self.new_codes.append
+        invariants, finals, found = self.invariants, self.finals, self.found
+        for j in order:
+            key = keys[j]
+            if key in visited:
+                continue
+            add(key)
+            if add_layer is not None:
+                add_layer(key)
+            cb = conc[j]
+            napp(cb)
+            capp(codes[j])
+            if invariants or finals:
+                st = unpack(cb)
+                for name, f in invariants:
+                    if name not in found and not f(st):
+                        found[name] = len(new_conc) - 1
+                if finals and finished(st):
+                    for name, f in finals:
+                        if name not in found and not f(st):
+                            found[name] = len(new_conc) - 1
+
+    def _receive(self, tag: tuple[int, int]) -> Any:
+        """The next message with this (round, phase) tag; others are kept for later."""
+        stash = self.pending.get(tag)
         if stash:
             return stash.pop(0)
         while True:
             msg = self.job.inboxes[self.w].get()
-            if msg[0] == r:
+            if msg[0] == tag:
                 return msg
             self.pending.setdefault(msg[0], []).append(msg)
 
+class _Batch:
+    """Candidates bound for one owner in one exchange (or proviso flags for a source)."""
+
+    __slots__ = ("keys", "conc", "codes", "tentative", "distinct", "flags")
+
+    def __init__(self) -> None:
+        self.keys: list[bytes] = []
+        self.conc: list[bytes] = []
+        self.codes = array("q")
+        self.tentative = array("b")
+        self.distinct = False
+        self.flags: list[int] = []
+
+    def add(self, key: bytes, conc: bytes, code: int, tentative: int) -> None:
+        self.keys.append(key)
+        self.conc.append(conc)
+        if conc is not key:
+            self.distinct = True
+        self.codes.append(code)
+        self.tentative.append(tentative)
+
+    def encode(self) -> tuple[bytes, bytes | None, bytes, bytes, list[int]]:
+        distinct = self.distinct and any(c is not k for c, k in zip(self.conc, self.keys,
+                                                                     strict=True))
+        return (b"".join(self.keys), b"".join(self.conc) if distinct else None,
+                self.codes.tobytes(), self.tentative.tobytes(), self.flags)
+
     @staticmethod
-    def _check(s: State, pos: int, invariants: list[tuple[str, Callable[[State], bool]]],
-               finals: list[tuple[str, Callable[[State], bool]]], found: dict[str, int],
-               finished: Callable[[State], bool]) -> None:
-        for name, f in invariants:
-            if name not in found and not f(s):
-                found[name] = pos
-        if finals and finished(s):
-            for name, f in finals:
-                if name not in found and not f(s):
-                    found[name] = pos
+    def decode(data: tuple[bytes, bytes | None, bytes, bytes, list[int]], width: int) -> _Batch:
+        b = _Batch()
+        kb, cb, codes, tent, flags = data
+        b.keys = [kb[i:i + width] for i in range(0, len(kb), width)]
+        b.conc = b.keys if cb is None else [cb[i:i + width] for i in range(0, len(cb), width)]
+        b.codes.frombytes(codes)
+        b.tentative.frombytes(tent)
+        b.flags = flags
+        return b
 
 
 __all__ = ["BlockStates", "WorkerError", "explore_parallel"]

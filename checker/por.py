@@ -18,17 +18,21 @@ What is preserved (`properties` = the properties being checked):
   theorem), so final/deadlock counterexamples stay shortest.
 - Invariants and lemmas (and finals when a daemon exists, as "finished => P"): the ample
   steps must also be invisible (C2: write no slot the predicate reads; for finals, not
-  enter "done") and every cycle of the reduced graph must contain a fully expanded state
-  (C3). C3 is static here: a label with a step along a back edge of its process's
-  control-flow graph (a loop) never provides an ample set. Proof: sum over processes of
-  the DFS post-order number of their label strictly decreases along non-back edges and
-  is unchanged by the symmetry permutations, so no reduced cycle (also in the quotient
-  by symmetry) avoids a full expansion. Violations are found, but an invariant's
-  counterexample may be longer than the shortest one.
-- Spec runtime errors (out-of-domain assignments) are found like invariants: the
-  explorer evaluates every enabled step of an expanded state, and C3 is applied.
-- Lock order (lockdep over every state) is NOT preserved: `checker.run` switches POR off
-  when a lock_order property is checked.
+  enter "done"), and every cycle of the reduced graph must contain a fully expanded state
+  (C3, below). Violations are found, but an invariant's counterexample may be longer
+  than the shortest one.
+- Spec runtime errors (out-of-domain assignments, bad indexes): the explorer evaluates
+  every enabled step of every expanded state, and C3 keeps any step from being postponed
+  forever, so an error reachable without reduction is reached with it.
+
+C3 is the breadth-first cycle proviso, applied by the explorer in every run: a state whose
+ample successors include one already known at a depth no greater than its own is fully
+expanded. Every cycle of the reduced graph has an edge u -> v with depth(v) <= depth(u)
+(depths cannot rise all the way round), and when u was expanded v was already known, so
+u was fully expanded: no cycle consists of ample steps only, and no step is postponed for
+ever. The test depends only on the layers before the current one, so the parallel
+explorer makes the same decisions. With symmetry the depths are those of orbits, and the
+argument is the same on the quotient graph.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 
 from checker.compile import Compiled
 from checker.expr import Const, Expr, Op, Slot, SlotSelect
-from checker.flat import Flat, Transition
+from checker.flat import Transition
 from checker.spec import DONE
 
 ALL = None  # a pc read that is not a plain comparison with labels
@@ -59,7 +63,7 @@ class PorPlan:
 
     safe: list[bool]
     proc: list[int]
-    proviso: bool  # C3/C2 applied (invariants, lemmas or daemon finals checked)
+    proviso: bool  # C2 applied (invariants, lemmas or daemon finals checked)
     reducible: int = 0  # (process, label) pairs that can be ample
     pairs: int = 0
     notes: list[str] = field(default_factory=list)
@@ -70,7 +74,7 @@ class PorPlan:
 
     def describe(self) -> str:
         txt = (f"por: {self.reducible} of {self.pairs} (process, label) pairs reducible"
-               + ("" if not self.proviso else ", invisible steps outside loops only"))
+               + (", invisible steps only" if self.proviso else ""))
         return txt + "".join(f"; {n}" for n in self.notes)
 
 
@@ -157,41 +161,6 @@ def independent(t: Transition, a: _Access, u: Transition, b: _Access) -> bool:
     return not (_moves(b, t) or _moves(a, u))
 
 
-def back_edges(flat: Flat) -> set[tuple[str, int, int]]:
-    """(group, from, to) label edges closing a loop, by DFS from each group's entry."""
-    out: set[tuple[str, int, int]] = set()
-    for g in flat.spec.groups:
-        pct = g.pc_type
-        succ: dict[int, list[int]] = {}
-        for st in g.steps:
-            succ.setdefault(pct.code(st.label), [])
-            to = pct.code(st.goto)
-            if to not in succ[pct.code(st.label)]:
-                succ[pct.code(st.label)].append(to)
-        entry = flat.initial_state()[flat.pc_slots[g.name][0]]
-        state: dict[int, int] = {}  # 1 on the DFS stack, 2 finished
-        stack: list[tuple[int, int]] = [(entry, 0)]
-        state[entry] = 1
-        while stack:
-            node, k = stack.pop()
-            nxt = succ.get(node, [])
-            if k < len(nxt):
-                stack.append((node, k + 1))
-                v = nxt[k]
-                if state.get(v) == 1:
-                    out.add((g.name, node, v))
-                elif v not in state:
-                    state[v] = 1
-                    stack.append((v, 0))
-            else:
-                state[node] = 2
-        for st in g.steps:  # labels unreachable from the entry: treat every edge as a loop
-            f = pct.code(st.label)
-            if f not in state:
-                out.add((g.name, f, pct.code(st.goto)))
-    return out
-
-
 def plan(compiled: Compiled, properties: list[str] | None = None) -> PorPlan:
     """Decide, per action, whether its process's steps at its label may be an ample set.
 
@@ -214,7 +183,6 @@ def plan(compiled: Compiled, properties: list[str] | None = None) -> PorPlan:
     proviso = bool(visible_exprs)
     vis_slots = _slots(visible_exprs, pc_slots)  # type: ignore[arg-type]
     vis_pcs = _pc_reads(visible_exprs, pc_slots)  # type: ignore[arg-type]
-    loops = back_edges(flat) if proviso else set()
 
     procs: dict[tuple[str, int], int] = {}
     for t in flat.transitions:
@@ -240,7 +208,7 @@ def plan(compiled: Compiled, properties: list[str] | None = None) -> PorPlan:
     for (p, label), ts in by_pl.items():
         ok = True
         for t in ts:
-            if proviso and (visible(t) or (t.group, t.pc_from, t.pc_to) in loops):
+            if proviso and visible(t):
                 ok = False
                 break
             a = acc[t.id]
@@ -263,4 +231,4 @@ def plan(compiled: Compiled, properties: list[str] | None = None) -> PorPlan:
     return PorPlan(safe, proc, proviso, sum(ok_pl.values()), len(ok_pl))
 
 
-__all__ = ["PorPlan", "access", "back_edges", "independent", "plan"]
+__all__ = ["PorPlan", "access", "independent", "plan"]

@@ -98,6 +98,108 @@ def as_int(v: z3.ExprRef) -> int:
     return int(v.as_long())  # type: ignore[attr-defined]
 
 
+class Numbers:
+    """How spec integers (and enum codes) are represented in z3.
+
+    Mode "int": z3 Int (linear integer arithmetic). Mode "bv": signed bit-vectors of one
+    width, chosen from static bounds of every integer subterm so that no computation of
+    the spec can overflow; the unrolled formulas are then pure bit-vector logic, which z3
+    bit-blasts to SAT, much faster on interleavings than its arithmetic core.
+    """
+
+    def __init__(self, width: int | None = None) -> None:
+        self.width = width
+
+    @property
+    def bv(self) -> bool:
+        return self.width is not None
+
+    def sort(self, s: VarType | Sort) -> z3.SortRef:
+        s = _sort(s) if isinstance(s, BoolT | IntT | EnumT) else s
+        if s == BOOL:
+            return z3.BoolSort()
+        if isinstance(s, BVT):
+            return z3.BitVecSort(s.width)
+        return z3.BitVecSort(self.width) if self.width else z3.IntSort()
+
+    def lit(self, t: VarType | Sort, v: int) -> z3.ExprRef:
+        if isinstance(t, BoolT) or t == BOOL:
+            return z3.BoolVal(bool(v))
+        if isinstance(t, BVT):
+            return z3.BitVecVal(v, t.width)
+        return z3.BitVecVal(v, self.width) if self.width else z3.IntVal(v)
+
+    def decode(self, v: z3.ExprRef, t: VarType | Sort) -> int:
+        """A model value back to the int a state tuple stores."""
+        if z3.is_bool(v):
+            return int(z3.is_true(v))
+        if self.width and not isinstance(t, BVT):
+            return int(v.as_signed_long())  # type: ignore[attr-defined]
+        return int(v.as_long())  # type: ignore[attr-defined]
+
+
+INT_MODE = Numbers()
+
+
+def bounds(e: Expr, ranges: Mapping[str, tuple[int, int]]) -> tuple[int, int] | None:
+    """Static [lo, hi] of an integer expression from domains and constant ranges."""
+    if isinstance(e, Const):
+        return e.value, e.value
+    if isinstance(e, Param):
+        return ranges.get(e.name, (e.value, e.value))
+    if isinstance(e, ChoiceRef | Slot | SlotSelect):
+        t = e.type
+        if isinstance(t, IntT):
+            return t.lo, t.hi
+        if isinstance(t, EnumT):
+            return 0, len(t.names) - 1
+        return (0, 1) if isinstance(t, BoolT) else None
+    if not isinstance(e, Op):
+        return None
+    if e.op == "ite":
+        a, b = bounds(e.args[1], ranges), bounds(e.args[2], ranges)
+        return None if a is None or b is None else (min(a[0], b[0]), max(a[1], b[1]))
+    a, b = (bounds(x, ranges) for x in e.args[:2]) if len(e.args) >= 2 else (None, None)
+    if a is None or b is None:
+        return None
+    if e.op == "+":
+        return a[0] + b[0], a[1] + b[1]
+    if e.op == "-":
+        return a[0] - b[1], a[1] - b[0]
+    if e.op == "*":
+        prods = [x * y for x in a for y in b]
+        return min(prods), max(prods)
+    if e.op == "//":
+        m = max(abs(a[0]), abs(a[1]))
+        return -m, m
+    if e.op == "%":
+        m = max(abs(b[0]), abs(b[1]))
+        return -m, m
+    return None
+
+
+def bv_width(exprs: Iterable[Expr], ranges: Mapping[str, tuple[int, int]],
+             types: Iterable[VarType]) -> int | None:
+    """A signed width holding every integer value the expressions can compute, or None."""
+    top = 1
+    for t in types:
+        if isinstance(t, IntT):
+            top = max(top, abs(t.lo), abs(t.hi))
+        elif isinstance(t, EnumT):
+            top = max(top, len(t.names))
+    for lo, hi in ranges.values():
+        top = max(top, abs(lo), abs(hi))
+    for root in exprs:
+        for n in walk(root):
+            if n.sort != INT and not isinstance(n.sort, EnumT):
+                continue
+            b = bounds(n, ranges)
+            if b is None:
+                return None
+            top = max(top, abs(b[0]), abs(b[1]))
+    return top.bit_length() + 2
+
+
 def domain_size(t: VarType) -> int:
     return len(t.values())
 
@@ -150,8 +252,8 @@ class Translator:
     would raise (index out of range, division by zero, negative shift).
     """
 
-    def __init__(self, params: Mapping[str, z3.ExprRef]) -> None:
-        self.params = params
+    def __init__(self, params: Mapping[str, z3.ExprRef], num: Numbers = INT_MODE) -> None:
+        self.params, self.num = params, num
 
     def term(self, e: Expr, state: Sequence[z3.ExprRef],
              choices: Mapping[ChoiceKey, z3.ExprRef] | None = None) -> tuple[z3.ExprRef,
@@ -177,10 +279,10 @@ class Translator:
               memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
         true = z3.BoolVal(True)
         if isinstance(e, Const):
-            return literal(e.sort, e.value), true  # type: ignore[arg-type]
+            return self.num.lit(e.sort, e.value), true
         if isinstance(e, Param):
             if e.name not in self.params:
-                return z3.IntVal(e.value), true
+                return self.num.lit(INT, e.value), true
             return self.params[e.name], true
         if isinstance(e, ChoiceRef):
             return ch[(e.name, e.type)], true
@@ -221,7 +323,11 @@ class Translator:
                 return v[0] * v[1], wd
             case "//" | "%":
                 a, b = v
-                q = z3.If(b > 0, a / b, (-a) / (-b))
+                if self.num.bv:  # z3's bvsdiv truncates: step down when signs differ
+                    r = z3.SRem(a, b)
+                    q = z3.If(z3.And(r != 0, (r < 0) != (b < 0)), a / b - 1, a / b)
+                else:  # SMT-LIB div is floor division for a positive divisor
+                    q = z3.If(b > 0, a / b, (-a) / (-b))
                 return (q if op == "//" else a - b * q), z3.And(wd, b != 0)
             case "&":
                 return v[0] & v[1], wd
@@ -252,8 +358,13 @@ class Translator:
         if isinstance(ysort, BVT):
             return sh(y), wd
         zero = z3.BitVecVal(0, bv.width)
-        return (z3.If(y >= bv.width, zero, sh(z3.Int2BV(y, bv.width))),
-                z3.And(wd, y >= 0))
+        if self.num.width is None:
+            amount = z3.Int2BV(y, bv.width)
+        elif self.num.width >= bv.width:
+            amount = z3.Extract(bv.width - 1, 0, y)
+        else:
+            amount = z3.ZeroExt(bv.width - self.num.width, y)
+        return z3.If(y >= bv.width, zero, sh(amount)), z3.And(wd, y >= 0)
 
     def _junction(self, e: Op, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
                   memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef,
@@ -305,7 +416,10 @@ class Encoding:
     substitution, so a deep unrolling costs no Python re-translation.
     """
 
-    def __init__(self, flat: Flat, symbolic: Iterable[str] = ()) -> None:
+    def __init__(self, flat: Flat, symbolic: Iterable[str] = (), arith: str = "auto",
+                 extra: Iterable[Expr] = ()) -> None:
+        """arith: "int", "bv", or "auto" (bit-vectors whenever every integer is bounded).
+        extra: further expressions (queries) the chosen width must hold."""
         self.flat = flat
         consts = flat.spec.constants
         sym = list(dict.fromkeys(symbolic))
@@ -315,10 +429,9 @@ class Encoding:
                 raise SpecError(f"spec {flat.spec.name}",
                                 f"--symbolic {name}: not a constant of the spec (constants: "
                                 f"{known})")
-        self.symbolic: dict[str, z3.ArithRef] = {n: z3.Int(n) for n in sym}
         self.concrete: dict[str, int] = {n: p.value for n, p in consts.items() if n not in sym}
         self.ranges: dict[str, tuple[int, int]] = {n: (consts[n].lo, consts[n].hi) for n in sym}
-        self.tr = Translator(self.symbolic)
+        self.sym_names = sym
         self.prepared = [self._prepare(t) for t in flat.transitions]
         self.keys: list[ChoiceKey] = list(dict.fromkeys(k for p in self.prepared for k in p.keys))
         self.init_exprs = [prepare(e, self.concrete) for e in flat.init]
@@ -326,19 +439,51 @@ class Encoding:
                       for n, e in flat.properties.items()}
         self.lemmas = {n: prepare(e, self.concrete) for n, e in flat.lemmas.items()}
         self.finished_expr = prepare(flat.finished, self.concrete)
+        self.extra = [prepare(e, self.concrete) for e in extra]
+        width = None
+        if arith != "int":
+            width = bv_width(self._all_exprs(), self.ranges, [i.type for i in flat.slots]
+                             + [k[1] for k in self.keys])
+            if width is None and arith == "bv":
+                raise SpecError(f"spec {flat.spec.name}", "--arith bv: some integer "
+                                "expression has no static bound")
+        self.arith = "bv" if width else "int"
+        self.num = Numbers(width)
+        self.symbolic: dict[str, z3.ExprRef] = {n: z3.Const(n, self.num.sort(INT)) for n in sym}
+        self.tr = Translator(self.symbolic, self.num)
+        self.act_width = max(1, len(self.prepared).bit_length())
         self.s = self.state("s")
         self.c = self.choices("c")
-        self.act = z3.Int("act")
+        self.act = self.act_var("act")
         self.s2 = self.state("s'")
         self._trans: z3.BoolRef | None = None
         self._error: z3.BoolRef | None = None
         self._enabled: z3.BoolRef | None = None
         self._ok: dict[int, z3.BoolRef] = {}
 
+    def _all_exprs(self) -> list[Expr]:
+        out = list(self.init_exprs) + [self.finished_expr] + list(self.lemmas.values())
+        out += [e for e in self.props.values() if e is not None] + self.extra
+        for p in self.prepared:
+            out.append(p.guard)
+            for tgt, v in p.updates:
+                out.append(v)
+                if isinstance(tgt, SlotSelect):
+                    out.append(tgt.idx)
+        return out
+
+    def twin(self, arith: str) -> Encoding:
+        """The same spec encoded with another arithmetic (Spacer wants integers)."""
+        return Encoding(self.flat, self.sym_names, arith, [])
+
     # -- vectors
     def state(self, tag: str) -> State:
-        return [z3.Const(f"{tag}|{info.name}", z3_sort(_sort(info.type)))
+        return [z3.Const(f"{tag}|{info.name}", self.num.sort(info.type))
                 for info in self.flat.slots]
+
+    def act_var(self, name: str) -> z3.ExprRef:
+        """Which transition a step takes (a bit-vector in bv mode: no arithmetic mixed in)."""
+        return z3.BitVec(name, self.act_width) if self.num.bv else z3.Int(name)
 
     def choices(self, tag: str) -> Choices:
         out: Choices = {}
@@ -346,7 +491,7 @@ class Encoding:
         for key in self.keys:
             name = key[0] if key[0] not in names else f"{key[0]}#{len(names)}"
             names.add(name)
-            out[key] = z3.Const(f"{tag}|{name}", z3_sort(_sort(key[1])))
+            out[key] = z3.Const(f"{tag}|{name}", self.num.sort(key[1]))
         return out
 
     def _prepare(self, t: Transition) -> Prepared:
@@ -426,7 +571,9 @@ class Encoding:
         if self._trans is None:
             s, c, act = self.s, self.c, self.act
             nxt: list[z3.ExprRef] = list(s)
-            parts = [act >= 0, act < len(self.prepared), self.choice_domain(c)]
+            n = len(self.prepared)
+            parts = [z3.ULT(act, n) if self.num.bv else z3.And(act >= 0, act < n),
+                     self.choice_domain(c)]
             for p in reversed(self.prepared):
                 t = p.t
                 g = self.tr.value(p.guard, s, c)
@@ -465,7 +612,8 @@ class Encoding:
         for k in keys:
             size *= domain_size(k[1])
         if size <= ENUMERATE_CHOICES:
-            combos = itertools.product(*[[literal(k[1], v) for v in k[1].values()] for k in keys])
+            combos = itertools.product(*[[self.num.lit(k[1], v) for v in k[1].values()]
+                                         for k in keys])
             return z3.Or(*[z3.substitute(g, *[(self.c[k], v) for k, v in zip(keys, combo,
                                                                                 strict=True)])
                            for combo in combos])
@@ -511,11 +659,16 @@ class Encoding:
         return self.tr.value(prepare(e, self.concrete), self.s)
 
     # -- decoding
+    def value(self, m: z3.ModelRef, v: z3.ExprRef, t: VarType | Sort = INT) -> int:
+        """The int a model gives a term of type t."""
+        return self.num.decode(m.eval(v, model_completion=True), t)
+
     def decode_state(self, m: z3.ModelRef, s: State) -> tuple[int, ...]:
-        return tuple(as_int(m.eval(v, model_completion=True)) for v in s)
+        return tuple(self.value(m, v, info.type) for v, info in zip(s, self.flat.slots,
+                                                                      strict=True))
 
     def decode_params(self, m: z3.ModelRef) -> dict[str, int]:
-        return {n: as_int(m.eval(v, model_completion=True)) for n, v in self.symbolic.items()}
+        return {n: self.value(m, v) for n, v in self.symbolic.items()}
 
     def decode_choice(self, m: z3.ModelRef, t: Transition, c: Choices) -> tuple[dict[str, int],
                                                                                 dict[str, Any]]:
@@ -523,7 +676,7 @@ class Encoding:
         raw: dict[str, int] = {}
         shown: dict[str, Any] = {}
         for ch in t.choices:
-            v = as_int(m.eval(c[(ch.name, ch.type)], model_completion=True))
+            v = self.value(m, c[(ch.name, ch.type)], ch.type)
             raw[ch.name] = v
             shown[ch.name] = ch.type.show(v)
         return raw, shown
@@ -561,11 +714,11 @@ class Encoding:
             if not z3.is_true(ev(wd)):
                 return f"evaluating {val!r} fails (index out of range or division by zero)"
             if not z3.is_true(ev(in_domain(tgt.type, v))):
-                return f"assigns {as_int(ev(v))} to {tgt.name}, outside its domain"
+                return f"assigns {self.value(m, v, tgt.type)} to {tgt.name}, outside its domain"
             if isinstance(tgt, SlotSelect):
                 i = ev(self.tr.value(tgt.idx, s, c))
                 if not z3.is_true(ev(z3.And(i >= 0, i < tgt.size))):
-                    return f"index {as_int(i)} out of range for {tgt.name}"
+                    return f"index {self.value(m, i)} out of range for {tgt.name}"
         return "raises a spec error"
 
 
@@ -591,4 +744,5 @@ def _has_quantifier(e: z3.ExprRef) -> bool:
     return False
 
 
-__all__ = ["Encoding", "Failure", "Translator", "as_int", "literal", "prepare", "z3_sort"]
+__all__ = ["Encoding", "Failure", "Numbers", "Translator", "as_int", "bounds", "bv_width",
+           "literal", "prepare", "z3_sort"]

@@ -463,7 +463,8 @@ def analyse(flat: Flat, properties: list[str] | None = None,
         for c in found:
             if len(c) == 1:
                 k = c[0]
-                notes.append(f"{who}[{k}] is singled out ({reasons.get(k) or _first_reason(chk, k, big)})")
+                why = reasons.get(k) or _first_reason(chk, k, big)
+                notes.append(f"{who}[{k}] is singled out ({why})")
     return Symmetry(classes, notes)
 
 

@@ -89,16 +89,18 @@ def e(t: EnumT, name: str) -> Expr:
 
 
 @specification(variants=VARIANTS, replay=replay_contpte)
-def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, readers: int = 1,
+def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, readers: int = -1,
           ops: str = "map,zap1,map1", pages: tuple[int, ...] = (3,),
           reader_pages: tuple[int, ...] = (0,), ranges: tuple[int, ...] = (0, 4, 1, 2),
-          evict: bool = False, reader_snapshots: bool = False) -> Spec:
+          evict: bool = False, reader_snapshots: bool = False, strict: bool = False) -> Spec:
     """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
     C = cont_ptes
     if C < 2 or C & (C - 1):
         raise ValueError("cont_ptes must be a power of two >= 2")
+    if readers < 0:  # default: the faulty variants' bugs do not involve lockless readers
+        readers = 1 if variant == "contpte" else 0
     rng = [(ranges[i], ranges[i + 1]) for i in range(0, len(ranges) - 1, 2)]
     rng = [(lo, n) for lo, n in rng if n >= 2 and lo + n <= C] or [(0, C)]
     pages = tuple(p for p in pages if 0 <= p < C) or tuple(range(C))
@@ -106,7 +108,8 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     s = SpecBuilder("contpte", __doc__ or "", variant=variant, parameters={
         "variant": variant, "cont_ptes": C, "writers": writers, "readers": readers,
         "evict": evict, "ranges": tuple(x for r in rng for x in r), "pages": pages,
-        "ops": ops, "reader_pages": reader_pages, "reader_snapshots": reader_snapshots})
+        "ops": ops, "reader_pages": reader_pages, "reader_snapshots": reader_snapshots,
+        "strict": strict})
     W = Words(compact_layout(max(1, (C - 1).bit_length())))
     L = W.L
     P = s.index("page", C)
@@ -121,6 +124,9 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     a_dirty = s.array("a_dirty", P, Bool(), False, doc="plain page table: dirty")
     t_young = s.var("t_young", Bool(), False, doc="the folio was young since mapped")
     t_dirty = s.var("t_dirty", Bool(), False, doc="the folio was dirty since mapped")
+    # the allowances (A) and (C); strict=True checks against the plain table without them
+    over_young = FALSE if strict else t_young
+    over_dirty = FALSE if strict else t_dirty
 
     cpu = s.process("cpu", writers, doc="core-mm under the PTL")
     walker = s.process("walker", readers, doc="lockless readers") if readers else None
@@ -168,11 +174,12 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
             out[tlb_page[j]] = tlb_page[j] & Not((lo <= j) & (j < lo + n))
         return out
 
-    def stale_all() -> dict[Expr, Any]:
+    def stale_all(cond: Expr = TRUE) -> dict[Expr, Any]:
         """Mark every lockless read in progress as overlapping a plain-table change."""
         if walker is None or stale is None:
             return {}
-        return {stale[r]: stale[r] | Not(walker.at(r, "gl_read")) for r in range(readers)}
+        return {stale[r]: stale[r] | (cond & Not(walker.at(r, "gl_read")))
+                for r in range(readers)}
 
     def consume(i: Expr) -> dict[Expr, Any]:
         """The plain table's view of a zap of page i."""
@@ -452,8 +459,9 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
          effects={k: pg, hi: pg + 1}, goto="tcyr_cmpxchg", note="__ptep_clear_flush_young")
     more = k < hi - 1
     young_now = res | W.young(x)
-    aged = merge({pte[k]: W.mkold(x), res: young_now, ay: ay | a_young[k],
-                  a_young[k]: FALSE}, stale_all())
+    mine = TRUE if not strict else (k == pg)  # (B): siblings' young is handed over too
+    aged = merge({pte[k]: W.mkold(x), res: young_now, ay: ay | (mine & a_young[k]),
+                  a_young[k]: a_young[k] & Not(mine)}, stale_all())
     kern = "__ptep_test_and_clear_young: READ_ONCE + cmpxchg(pte_mkold) loop"
     step("tcyr_cmpxchg", kern, guard=more, effects=merge(aged, {k: k + 1}),
          goto="tcyr_cmpxchg")
@@ -522,13 +530,14 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     same = W.same(x, ent)
     target = k == pg
     merged = ite(same, x, W.access_merge(x, ent))
-    raised = {a_young[k]: ite(target, a_young[k] | W.young(ent), a_young[k]),
-              a_dirty[k]: ite(target, a_dirty[k] | W.dirty(ent), a_dirty[k]),
-              a_write[k]: ite(target, a_write[k] | W.write(ent), a_write[k])}
+    up = target & Not(same)  # the abstract entry changes where the cmpxchg does
+    raised = {a_young[k]: ite(up, a_young[k] | W.young(ent), a_young[k]),
+              a_dirty[k]: ite(up, a_dirty[k] | W.dirty(ent), a_dirty[k]),
+              a_write[k]: ite(up, a_write[k] | W.write(ent), a_write[k])}
     kern = "__ptep_set_access_flags: __ptep_get, pte_same, cmpxchg loop"
     step("safr_cmpxchg", kern, note="pte_same: return 0", guard=same & single,
          effects={k: 0}, goto="unlock")
-    raised = merge(raised, stale_all())
+    raised = merge(raised, stale_all(up))
     step("safr_cmpxchg", kern, guard=Not(same) & single,
          effects=merge({pte[k]: merged}, raised), goto="safr_flush")
     step("safr_cmpxchg", kern, note="contpte_ptep_set_access_flags: next entry",
@@ -598,9 +607,9 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
             R, i, st = racc[r], rpg[r], stale[r]
             gl_checks.append(Implies(at, And(
                 Implies(W.valid(R), AnyOf(P, lambda j: (i == j) & W.pfn_is(R, j) & Or(st, And(
-                    W.write(R) == a_write[j], Implies(W.young(R), a_young[j] | t_young),
-                    Implies(W.dirty(R), a_dirty[j] | t_dirty))))),
-                Implies(Not(W.valid(R)), Not(a_present[i]) | rbb[r] | st))))
+                    W.write(R) == a_write[j], Implies(W.young(R), a_young[j] | over_young),
+                    Implies(W.dirty(R), a_dirty[j] | over_dirty))))),
+                Implies(Not(W.valid(R)), Not(a_present[i]) | (rbb[r] & Not(strict)) | st))))
             if rsy is not None and rsd is not None:
                 fresh = at & W.valid(R) & Not(st)
                 gl_under["dirty"].append(Implies(fresh & rsd[r], W.dirty(R)))
@@ -626,14 +635,14 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
             exact = And(W.valid(R), AnyOf(P, lambda j: (pg[w] == j) & W.pfn_is(R, j)),
                         W.write(R) == aw[w])
             if over:
-                out.append(Implies(zap, And(exact, Implies(W.dirty(R), ad[w] | t_dirty),
-                                            Implies(W.young(R), ay[w] | t_young))))
-                out.append(Implies(at_cpu(w, "tcy_ret"), Implies(res[w], ay[w] | t_young)))
+                out.append(Implies(zap, And(exact, Implies(W.dirty(R), ad[w] | over_dirty),
+                                            Implies(W.young(R), ay[w] | over_young))))
+                out.append(Implies(at_cpu(w, "tcy_ret"), Implies(res[w], ay[w] | over_young)))
                 out.append(Implies(at_cpu(w, "get_ret"), AnyOf(P, lambda j: (pg[w] == j) & And(
                     W.valid(R) == a_present[j],
                     Implies(W.valid(R), And(W.pfn_is(R, j), W.write(R) == a_write[j],
-                                            Implies(W.dirty(R), a_dirty[j] | t_dirty),
-                                            Implies(W.young(R), a_young[j] | t_young)))))))
+                                            Implies(W.dirty(R), a_dirty[j] | over_dirty),
+                                            Implies(W.young(R), a_young[j] | over_young)))))))
             if dirty:
                 out.append(Implies(zap, Implies(ad[w], W.dirty(R))))
                 out.append(Implies(at_cpu(w, "get_ret") & sd[w], W.dirty(R)))
@@ -673,8 +682,8 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
             And(Implies(ptl_free, AllOf(P, lambda j: And(
                 W.valid(pte[j]) == a_present[j],
                 Implies(a_present[j], W.pfn_is(pte[j], j) & (W.write(pte[j]) == a_write[j])),
-                Implies(a_present[j] & view_young(j), a_young[j] | t_young),
-                Implies(a_present[j] & view_dirty(j), a_dirty[j] | t_dirty)))),
+                Implies(a_present[j] & view_young(j), a_young[j] | over_young),
+                Implies(a_present[j] & view_dirty(j), a_dirty[j] | over_dirty)))),
                 *ret_checks(True, True, True), *gl_checks),
             "every value the API returns (and ptep_get's view of every page whenever the PTL "
             "is free) equals the plain page table's, up to the allowed deviations (A)-(C)"),
