@@ -215,8 +215,8 @@ def run_query(spec: Spec, source: str, text: str, *, minimize: bool = False,
     """The extreme value of EXPR over the spec's reachable states (see module docstring)."""
     flat = instantiate(spec)
     e = parse_query(text, flat)
-    enc = Encoding(flat, symbolic or [])
     goal = arith("-", 0, e) if minimize else e
+    enc = Encoding(flat, symbolic or [], extra=[goal])
     shown = f"-({text})" if minimize else text
     res = maximize(enc, goal, DEFAULT_DEPTH if depth is None else depth, prove,
                    DEFAULT_SECONDS if max_seconds is None else max_seconds, source, shown)

@@ -30,7 +30,7 @@ from checker.expr import ChoiceRef, Const, Expr, SlotSelect, contains, evaluate,
 from checker.flat import Flat, Transition, instantiate, slot_refs
 from checker.result import BOUNDED_OK, PROVED, UNKNOWN, VIOLATED, Result
 from checker.run import expected_text
-from checker.smt import Choices, Encoding, State, as_int
+from checker.smt import Choices, Encoding, State, bounds
 from checker.spec import Spec
 from checker.trace import Trace, TraceStep, decode_state, var_names
 
@@ -124,7 +124,7 @@ class Unrolling:
     def extend(self) -> None:
         k = self.depth
         c = self.enc.choices(f"{self.tag}c{k}")
-        a = z3.Int(f"{self.tag}act{k}")
+        a = self.enc.act_var(f"{self.tag}act{k}")
         s2 = self.enc.state(f"{self.tag}{k + 1}")
         self.formulas.append(self.enc.at(self.enc.trans(), self.states[k], c, a, s2))
         self.formulas += [self.enc.at(f, s2) for f in self.facts]
@@ -260,6 +260,17 @@ class Goal:
     doc: str
     holds: z3.BoolRef  # template over enc.s
     expr: Expr | None  # for the witness values
+    formula: Expr | None = None  # the bool expression of a goal that is not in the spec
+
+    def on(self, enc: Encoding) -> Goal:
+        """The same goal over another encoding of the spec."""
+        if self.formula is not None:
+            holds = enc.sum_bool(self.formula)
+        elif self.name.startswith(LEMMA):
+            holds = enc.lemma(self.name[len(LEMMA):])
+        else:
+            holds = enc.holds(self.name)
+        return Goal(self.name, self.kind, self.doc, holds, self.expr, self.formula)
 
 
 def goals_of(enc: Encoding, names: Iterable[str], lemmas: bool) -> list[Goal]:
@@ -400,7 +411,7 @@ def induction(enc: Encoding, hyp: list[Goal], max_k: int,
         solver = new_solver()
         states = [enc.state(f"i{i}") for i in range(k + 1)]
         chs = [enc.choices(f"ic{i}") for i in range(k)]
-        acts = [z3.Int(f"iact{i}") for i in range(k)]
+        acts = [enc.act_var(f"iact{i}") for i in range(k)]
         solver.add(enc.params_ok(), enc.domain(states[0]))
         for i in range(k):
             solver.add(enc.at(conj, states[i]))
@@ -463,6 +474,9 @@ def spacer(enc: Encoding, goal: Goal, budget: Budget) -> tuple[str, str]:
     """Ask z3's CHC engine for an inductive invariant: ('proved'|'violated'|'unknown', why)."""
     from checker.smt import _has_quantifier
 
+    if enc.num.bv:  # Spacer's strength is integer arithmetic
+        enc = enc.twin("int")
+        goal = goal.on(enc)
     if _has_quantifier(goal.holds):
         return "unknown", "Spacer skipped: the property quantifies over choices"
     sorts = [s.sort() for s in enc.s] + [z3.IntSort() for _ in enc.symbolic]
@@ -470,7 +484,7 @@ def spacer(enc: Encoding, goal: Goal, budget: Budget) -> tuple[str, str]:
     params = list(enc.symbolic.values())
     s, s2 = enc.state("h"), enc.state("h'")
     c, ce = enc.choices("hc"), enc.choices("hce")
-    act = z3.Int("hact")
+    act = enc.act_var("hact")
 
     def at(st: State) -> z3.BoolRef:
         return inv(*st, *params)
@@ -523,7 +537,7 @@ def prove_inductive(enc: Encoding, goals: list[Goal], seconds: float
         solver = new_solver()
         s0, s1 = enc.state("h0"), enc.state("h1")
         c0, ce = enc.choices("hc0"), enc.choices("hce")
-        a0 = z3.Int("hact0")
+        a0 = enc.act_var("hact0")
         conj = z3.And(*[g.holds for g in cand])
         solver.add(enc.params_ok(), enc.domain(s0), enc.at(conj, s0),
                    enc.at(enc.trans(), s0, c0, a0, s1), z3.Or(*[a != b for a, b in zip(
@@ -638,39 +652,6 @@ class Extremum:
     detail: str = ""  # counterexample to induction when the bound was not proved
 
 
-def interval(e: Expr, enc: Encoding) -> tuple[int, int] | None:
-    """Static bounds of an integer expression from domains and constant ranges."""
-    from checker.expr import BoolT, IntT, Op, Param, Slot
-
-    if isinstance(e, Const):
-        return e.value, e.value
-    if isinstance(e, Param):
-        return enc.ranges.get(e.name, (enc.concrete.get(e.name, e.value),) * 2)
-    if isinstance(e, Slot):
-        t = e.type
-        if isinstance(t, IntT):
-            return t.lo, t.hi
-        if isinstance(t, BoolT):
-            return 0, 1
-        return None
-    if not isinstance(e, Op):
-        return None
-    if e.op == "ite":
-        a, b = interval(e.args[1], enc), interval(e.args[2], enc)
-        return None if a is None or b is None else (min(a[0], b[0]), max(a[1], b[1]))
-    if e.op not in ("+", "-", "*"):
-        return None
-    a, b = interval(e.args[0], enc), interval(e.args[1], enc)
-    if a is None or b is None:
-        return None
-    if e.op == "+":
-        return a[0] + b[0], a[1] + b[1]
-    if e.op == "-":
-        return a[0] - b[1], a[1] - b[0]
-    prods = [x * y for x in a for y in b]
-    return min(prods), max(prods)
-
-
 def maximize(enc: Encoding, e: Expr, depth: int, prove: bool, seconds: float, source: str,
              text: str) -> Extremum:
     """Largest value of e over states reachable in <= depth steps, by BMC and search.
@@ -681,7 +662,7 @@ def maximize(enc: Encoding, e: Expr, depth: int, prove: bool, seconds: float, so
     """
     budget = Budget(seconds)
     v = enc.sum_expr(e)
-    bounds = interval(e, enc)
+    static = bounds(e, enc.ranges)
     u = Unrolling(enc)
     best: int | None = None
     best_run: tuple[list[tuple[int, ...]], list[Move], dict[str, int]] | None = None
@@ -703,9 +684,9 @@ def maximize(enc: Encoding, e: Expr, depth: int, prove: bool, seconds: float, so
         r = u.check(budget) if best is None else u.check(budget, vk > best)
         if r == z3.sat:
             assert u.model is not None
-            lo = as_int(u.model.eval(vk, model_completion=True))
+            lo = enc.value(u.model, vk)
             best, best_k, best_run = lo, k, u.run(u.model, k)
-            hi = None if bounds is None else bounds[1]
+            hi = None if static is None else static[1]
             step = 1
             while hi is None or lo < hi:
                 target = lo + step if hi is None else (lo + hi + 1) // 2
@@ -714,7 +695,7 @@ def maximize(enc: Encoding, e: Expr, depth: int, prove: bool, seconds: float, so
                     hi = target - 1
                 elif r == z3.sat:
                     assert u.model is not None
-                    lo = as_int(u.model.eval(vk, model_completion=True))
+                    lo = enc.value(u.model, vk)
                     best, best_k, best_run = lo, k, u.run(u.model, k)
                     step *= 2
                 else:
@@ -747,7 +728,7 @@ def maximize(enc: Encoding, e: Expr, depth: int, prove: bool, seconds: float, so
         from checker.expr import Op
 
         bound = Op("<=", (e, Const(best, e.sort)), "bool")
-        goal = Goal(f"{text} <= {best}", "invariant", "", enc.sum_bool(bound), e)
+        goal = Goal(f"{text} <= {best}", "invariant", "", enc.sum_bool(bound), e, bound)
         lemmas = goals_of(enc, [], lemmas=True)
         proved, ctis = prove_inductive(enc, [goal, *lemmas], seconds)
         if goal.name in proved:

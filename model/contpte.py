@@ -24,7 +24,7 @@ and ptep_set_wrprotect re-reads the entry), `fold=False` leaves out automatic fo
 
 from __future__ import annotations
 
-from model.arm64_pgtable import PteTable
+from model.arm64_pgtable import Costs, PteTable
 from model.pte import ARM64, PteLayout
 from model.steps import Op
 from model.tlb import Mmu
@@ -54,7 +54,7 @@ class ContPteMm:
         return self.table.words
 
     @property
-    def costs(self):  # noqa: ANN201 - model.arm64_pgtable.Costs
+    def costs(self) -> Costs:
         return self.table.costs
 
     def align_down(self, i: int) -> int:

@@ -602,13 +602,17 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         if rsy is not None and rsd is not None:
             done.update({rsy: FALSE, rsd: FALSE})
         walker.step("gl_ret", "ptep_get_lockless returns", goto="gl_read", effects=done)
+        def lockless_ok(R: Expr, i: Expr, st: Expr, j: int) -> Expr:
+            """A valid lockless result for page j: its frame, and the plain entry's state."""
+            return (i == j) & W.pfn_is(R, j) & Or(st, And(
+                W.write(R) == a_write[j], Implies(W.young(R), a_young[j] | over_young),
+                Implies(W.dirty(R), a_dirty[j] | over_dirty)))
+
         for r in range(readers):
             at = walker.at(r, "gl_ret")
             R, i, st = racc[r], rpg[r], stale[r]
             gl_checks.append(Implies(at, And(
-                Implies(W.valid(R), AnyOf(P, lambda j: (i == j) & W.pfn_is(R, j) & Or(st, And(
-                    W.write(R) == a_write[j], Implies(W.young(R), a_young[j] | over_young),
-                    Implies(W.dirty(R), a_dirty[j] | over_dirty))))),
+                Implies(W.valid(R), Or(*(lockless_ok(R, i, st, j) for j in P))),
                 Implies(Not(W.valid(R)), Not(a_present[i]) | (rbb[r] & Not(strict)) | st))))
             if rsy is not None and rsd is not None:
                 fresh = at & W.valid(R) & Not(st)
@@ -626,23 +630,27 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
 
     cpus = list(cpu.group.index)
 
+    def get_ok(R: Expr, w: int, j: int) -> Expr:
+        """ptep_get's result for page j equals the plain entry, up to (A)."""
+        return (pg[w] == j) & And(
+            W.valid(R) == a_present[j],
+            Implies(W.valid(R), And(W.pfn_is(R, j), W.write(R) == a_write[j],
+                                    Implies(W.dirty(R), a_dirty[j] | over_dirty),
+                                    Implies(W.young(R), a_young[j] | over_young))))
+
     def ret_checks(young: bool, dirty: bool, over: bool) -> list[Expr]:
         """Return-value checks of the locked operations, per writer."""
         out: list[Expr] = []
         for w in cpus:
             R = acc[w]
             zap = at_cpu(w, "gac_ret", "clr_ret")
-            exact = And(W.valid(R), AnyOf(P, lambda j: (pg[w] == j) & W.pfn_is(R, j)),
+            exact = And(W.valid(R), Or(*((pg[w] == j) & W.pfn_is(R, j) for j in P)),
                         W.write(R) == aw[w])
             if over:
                 out.append(Implies(zap, And(exact, Implies(W.dirty(R), ad[w] | over_dirty),
                                             Implies(W.young(R), ay[w] | over_young))))
                 out.append(Implies(at_cpu(w, "tcy_ret"), Implies(res[w], ay[w] | over_young)))
-                out.append(Implies(at_cpu(w, "get_ret"), AnyOf(P, lambda j: (pg[w] == j) & And(
-                    W.valid(R) == a_present[j],
-                    Implies(W.valid(R), And(W.pfn_is(R, j), W.write(R) == a_write[j],
-                                            Implies(W.dirty(R), a_dirty[j] | over_dirty),
-                                            Implies(W.young(R), a_young[j] | over_young)))))))
+                out.append(Implies(at_cpu(w, "get_ret"), Or(*(get_ok(R, w, j) for j in P))))
             if dirty:
                 out.append(Implies(zap, Implies(ad[w], W.dirty(R))))
                 out.append(Implies(at_cpu(w, "get_ret") & sd[w], W.dirty(R)))

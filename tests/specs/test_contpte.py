@@ -86,17 +86,28 @@ def test_committed_trace_replays_on_spec_and_model(path: Path) -> None:
 
 
 def test_over_reporting_allowance_is_needed() -> None:
-    """Without (A)-(C) the merged code is refuted: unfold spreads one page's dirty bit."""
-    got = verdicts(checked("contpte", strict=True))
-    assert got["refines_core_mm"] == VIOLATED
-    assert got["no_lost_dirty"] == PASS and got["bbm"] == PASS
+    """Without (A)-(C) the merged code is refuted at once: one access to a folded block
+    makes contpte_ptep_get report every page of the block young."""
+    spec = module().build({"variant": "contpte", "strict": True})
+    c = check(spec, "specs/contpte.py", properties=["refines_core_mm"])
+    (r,) = c.results
+    assert r.verdict == VIOLATED and r.trace is not None
+    labels = [s.label for s in r.trace.steps]
+    assert labels == ["idle", "dispatch"] + ["csp_write"] * 4 + ["hw"]
 
 
-def test_small_block_passes() -> None:
-    c = checked("contpte", cont_ptes=2, ops="map,zap1,map1,zaprange,young,fork,wprot1,"
-                "wpreuse,get", pages=(0, 1), reader_pages=(0, 1), ranges=(0, 2))
+ALL_OPS = "map,zap1,map1,zaprange,young,fork,wprot1,wpreuse,get"
+
+
+def test_every_operation_on_a_two_entry_block_passes() -> None:
+    c = checked("contpte", cont_ptes=2, readers=0, ops=ALL_OPS, pages=(0, 1), ranges=(0, 2),
+                evict=True)
     assert c.exploration.complete
     assert set(verdicts(c).values()) == {PASS}
+    taken = {c.compiled.actions[a].transition.step.label for a in c.exploration.action
+             if a >= 0}
+    assert {"tcyr_cmpxchg", "cfy_flush", "wp_cmpxchg", "safr_cmpxchg", "get_gather",
+            "clr_xchg", "fold_read", "cv_flush"} <= taken
 
 
 @pytest.mark.slow
@@ -107,8 +118,10 @@ def test_small_block_passes() -> None:
     {"ops": "map,zap1,map1,fork"},
     {"ops": "map,zap1,map1,zaprange"},
     {"pages": (0, 3), "evict": True},
+    {"cont_ptes": 2, "ops": "map,zap1,map1,young,wprot1,wpreuse,get", "pages": (0, 1),
+     "reader_pages": (0, 1), "ranges": (0, 2)},
 ], ids=["all-ops-no-reader", "young+reader", "fork+reader", "zaprange+reader",
-        "pages-0-3+evict"])
+        "pages-0-3+evict", "two-entries+reader"])
 def test_wider_scopes_pass(params: dict[str, Any]) -> None:
     c = checked("contpte", **params)
     assert c.exploration.complete
