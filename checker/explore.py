@@ -120,15 +120,16 @@ class StateCodec:
                ("q", -2**63, 2**63 - 1))
 
     def __init__(self, compiled: Compiled) -> None:
-        fmt = "<"
+        self.codes: list[str] = []
         for info in compiled.flat.slots:
             r = info.type.values()
             lo, hi = r.start, r.stop - 1
             code = next((c for c, a, b in self.FORMATS if a <= lo and hi <= b), None)
             if code is None:
-                fmt = ""
+                self.codes = []
                 break
-            fmt += code
+            self.codes.append(code)
+        fmt = "<" + "".join(self.codes) if self.codes else ""
         self.packed = bool(fmt)
         if self.packed:
             st = struct.Struct(fmt)
@@ -292,14 +293,15 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
     pack, unpack = codec.pack, codec.unpack
     sym = reductions.symmetry
     canon = sym.canonicalizer() if sym is not None and sym.active else None
+    keyf = orbit_key(sym, codec)
     por = reductions.por if reductions.por is not None and reductions.por.active else None
     safe = por.safe if por else []
     proc = por.proc if por else []
 
     init = compiled.initial
-    init_key = pack(*init)
-    raw = [init_key]
-    visited = {init_key}
+    init_packed = pack(*init)
+    raw = [init_packed]
+    visited = {init_packed if keyf is None else keyf(init)}
     parent = array("i", [-1])
     action = array("i", [-1])
     ex = Exploration(compiled, PackedStates(raw, unpack), visited, parent, action,
@@ -363,15 +365,17 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                     if invariants or finals:
                         check_state(sid, t)
             else:
-                entries = [(aid, t, c, pack(*c)) for aid, t in nxt
-                           for c in ((canon(t) if canon is not None else t),)]
+                if keyf is None:
+                    entries = [(aid, t, pack(*t)) for aid, t in nxt]
+                else:
+                    entries = [(aid, t, keyf(t)) for aid, t in nxt]
                 if por is not None and len(entries) > 1:
                     amp = ample(entries, safe, proc)
                     # cycle proviso: an ample step back to a known layer expands fully
                     if len(amp) < len(entries) and not any(
-                            e[3] in visited and e[3] not in this_layer for e in amp):
+                            e[2] in visited and e[2] not in this_layer for e in amp):
                         entries = amp
-                for aid, t, c, k in entries:
+                for aid, t, k in entries:
                     transitions += 1
                     if k in visited:
                         continue
@@ -380,7 +384,7 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                         raise _StateLimit
                     add(k)
                     this_layer.add(k)
-                    app(k if c is t else pack(*t))
+                    app(k if keyf is None else pack(*t))
                     papp(i)
                     aapp(aid)
                     if invariants or finals:
@@ -409,6 +413,16 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
         ex.complete = False
     ex.stats = Stats(len(raw), transitions, depth, time.monotonic() - t0, peak_rss_mib())
     return ex
+
+
+def orbit_key(sym: Symmetry | None, codec: StateCodec) -> Callable[[State], Any] | None:
+    """The visited-set key of a state with symmetry: the packed key of its orbit
+    (`Symmetry.key_function`); None without symmetry (the key is the packed state)."""
+    if sym is None or not sym.active:
+        return None
+    if codec.packed:
+        return sym.key_function(codec.codes)
+    return sym.canonicalizer()
 
 
 def ample(nxt: list[Any], safe: list[bool], proc: list[int]) -> list[Any]:

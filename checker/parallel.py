@@ -48,6 +48,7 @@ from checker.explore import (
     Stats,
     _explore,
     ample,
+    orbit_key,
     peak_rss_mib,
     property_checks,
     rss_mib,
@@ -339,8 +340,7 @@ class _Worker:
         c = job.compiled
         self.codec = StateCodec(c)
         self.checks = property_checks(c, job.properties)
-        sym = job.reductions.symmetry
-        self.canon = sym.canonicalizer() if sym is not None and sym.active else None
+        self.keyf = orbit_key(job.reductions.symmetry, self.codec)
         por = job.reductions.por
         self.por = por if por is not None and por.active else None
         self.visited: set[bytes] = set()
@@ -348,7 +348,7 @@ class _Worker:
         self.pending: dict[int, list[Any]] = {}
         self.pids: list[int] = []
         init = c.initial
-        key = self.codec.pack(*(self.canon(init) if self.canon else init))
+        key = self.codec.pack(*init) if self.keyf is None else self.keyf(init)
         if zlib.crc32(key) % self.n == w:
             self.visited.add(key)
             self.frontier.append((0, self.codec.pack(*init)))
@@ -419,7 +419,7 @@ class _Worker:
         succ, finished = c.successors, c.finished
         pack = self.codec.pack
         unpack = self.codec.unpack
-        canon, por = self.canon, self.por
+        keyf, por = self.keyf, self.por
         safe = por.safe if por else []
         proc = por.proc if por else []
         a1, a2 = self.a1, self.a2
@@ -429,7 +429,7 @@ class _Worker:
         dapp = [b.codes.append for b in out]
         capp = [b.conc.append for b in out]
         tapp = [b.tentative.append for b in out]
-        rest: dict[int, list[tuple[int, int, State, State, bytes]]] = {}
+        rest: dict[int, list[tuple[int, int, State, bytes]]] = {}
         frontier = self.frontier
         transitions = 0
         while pos < len(frontier) and frontier[pos][0] < hi:
@@ -440,7 +440,7 @@ class _Worker:
             if not nxt and self.deadlock_prop and self.deadlock is None and not finished(s):
                 self.deadlock = gid
             base = gid * a2
-            if canon is None and por is None:
+            if keyf is None and por is None:
                 transitions += len(nxt)
                 for k, (aid, t) in enumerate(nxt):
                     key = pack(*t)
@@ -448,8 +448,10 @@ class _Worker:
                     kapp[o](key)
                     dapp[o](base + k * a1 + aid)
                 continue
-            entries = [(aid, k, t, cs, pack(*cs)) for k, (aid, t) in enumerate(nxt)
-                       for cs in ((canon(t) if canon is not None else t),)]
+            if keyf is None:
+                entries = [(aid, k, t, pack(*t)) for k, (aid, t) in enumerate(nxt)]
+            else:
+                entries = [(aid, k, t, keyf(t)) for k, (aid, t) in enumerate(nxt)]
             tentative = 0
             if por is not None and len(entries) > 1:
                 amp = ample(entries, safe, proc)
@@ -459,17 +461,17 @@ class _Worker:
                     entries = amp
                     tentative = 1
             transitions += len(entries)
-            for aid, k, t, cs, key in entries:
+            for aid, k, t, key in entries:
                 o = crc(key) % n
                 kapp[o](key)
                 dapp[o](base + k * a1 + aid)
-                if canon is not None:
-                    capp[o](key if cs is t else pack(*t))
+                if keyf is not None:
+                    capp[o](pack(*t))
                 if por is not None:
                     tapp[o](tentative)
         self.transitions += transitions
         for b in out:
-            if canon is None:
+            if keyf is None:
                 b.conc = b.keys
             else:
                 b.distinct = True
@@ -484,7 +486,7 @@ class _Worker:
         return pos, stop, next((x for x in stops if x), "")
 
     def _proviso(self, r: int, parts: list[_Batch], sources: list[int],
-                 rest: dict[int, list[tuple[int, int, State, State, bytes]]]) -> list[_Batch]:
+                 rest: dict[int, list[tuple[int, int, State, bytes]]]) -> list[_Batch]:
         """Owners flag parents whose ample successor is already known from an earlier
         layer; those parents' other successors are then sent as well."""
         n, w = self.n, self.w
@@ -509,8 +511,8 @@ class _Worker:
         for gid in sorted(parents):
             more = rest[gid]
             self.transitions += len(more)
-            for aid, k, t, cs, key in more:
-                extra[crc(key) % n].add(key, key if cs is t else pack(*t),
+            for aid, k, t, key in more:
+                extra[crc(key) % n].add(key, key if self.keyf is None else pack(*t),
                                         gid * a2 + k * a1 + aid, 0)
         got = self._exchange((r, 2), extra, "")
         return [extra[w]] + [_Batch.decode(m[1], self.codec.width) for m in got.values()]
