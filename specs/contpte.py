@@ -93,7 +93,18 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
           ops: str = "map,zap1,map1", pages: tuple[int, ...] = (3,),
           reader_pages: tuple[int, ...] = (0,), ranges: tuple[int, ...] = (0, 4, 1, 2),
           evict: bool = False, reader_snapshots: bool = False, strict: bool = False) -> Spec:
-    """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU."""
+    """arm64 contpte (v6.9): fold/unfold, BBM and young/dirty vs. core-mm and the MMU.
+
+    cont_ptes: entries per block (4; a power of two). writers: core-mm threads under the
+    PTL. readers: lockless reader threads; -1 means 1 for `contpte` and 0 for the faulty
+    variants (their bugs do not involve the reader, and they halt at the first violation).
+    ops: the core-mm operations offered (comma-separated: map, map1, zap1, zaprange, young,
+    fork, wprot1, wpreuse, get, or "all"); the default, map/zap1/map1, is the fold/unfold
+    core that keeps the gate at ~10 s. pages / reader_pages: pages single-page operations /
+    lockless reads may target. ranges: (first, nr) pairs for zaprange and fork. evict: the
+    TLB may drop entries. reader_snapshots: also check lockless under-reporting.
+    strict: drop the allowed deviations (A)-(C) (the merged code is then refuted).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
     C = cont_ptes
