@@ -27,6 +27,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, overload
 
 from checker.compile import Compiled
@@ -113,13 +114,15 @@ def make_reductions(compiled: Compiled, properties: list[str] | None, *, symmetr
 
 class StateCodec:
     """Exact fixed-width packing of states: each slot in the smallest signed/unsigned C
-    integer holding its domain. Falls back to plain tuples for domains beyond 64 bits."""
+    integer holding its domain, optionally in another slot order (`order`: packed
+    position k holds slot order[k]; symmetry packs each instance's slots together).
+    Falls back to plain tuples for domains beyond 64 bits."""
 
     FORMATS = (("B", 0, 255), ("b", -128, 127), ("H", 0, 65535), ("h", -32768, 32767),
                ("I", 0, 2**32 - 1), ("i", -2**31, 2**31 - 1), ("Q", 0, 2**64 - 1),
                ("q", -2**63, 2**63 - 1))
 
-    def __init__(self, compiled: Compiled) -> None:
+    def __init__(self, compiled: Compiled, order: list[int] | None = None) -> None:
         self.codes: list[str] = []
         for info in compiled.flat.slots:
             r = info.type.values()
@@ -129,22 +132,46 @@ class StateCodec:
                 self.codes = []
                 break
             self.codes.append(code)
-        fmt = "<" + "".join(self.codes) if self.codes else ""
-        self.packed = bool(fmt)
-        if self.packed:
-            st = struct.Struct(fmt)
-            self.width = st.size
-            self.pack: Callable[..., Any] = st.pack
-            self.unpack: Callable[[Any], State] = st.unpack
-            self.unpack_from = st.unpack_from
-        else:
-            self.width = 0
-            self.pack = _tuple_of
-            self.unpack = _same
-            self.unpack_from = None
+        self.packed = bool(self.codes)
+        self.offsets: list[int] = []
+        self.width = 0
+        if not self.packed:
+            self.pack: Callable[..., Any] = _tuple_of
+            self.unpack: Callable[[Any], State] = _same
+            self.encode: Callable[[State], Any] = _same
+            return
+        seq = order if order is not None else list(range(len(self.codes)))
+        st = struct.Struct("<" + "".join(self.codes[j] for j in seq))
+        self.width = st.size
+        self.offsets = [0]
+        for j in seq:
+            self.offsets.append(self.offsets[-1] + struct.calcsize("<" + self.codes[j]))
+        if seq == list(range(len(seq))):
+            self.pack = st.pack
+            self.unpack = st.unpack
+            self.encode = _star(st.pack)
+            return
+        fwd = itemgetter(*seq)
+        inverse = [0] * len(seq)
+        for k, j in enumerate(seq):
+            inverse[j] = k
+        back = itemgetter(*inverse)
+        raw_pack, raw_unpack = st.pack, st.unpack
 
-    def encode(self, s: State) -> Any:
-        return self.pack(*s)
+        def encode(t: State) -> bytes:
+            return raw_pack(*fwd(t))
+
+        def pack(*t: int) -> bytes:
+            return raw_pack(*fwd(t))
+
+        def unpack(b: bytes) -> State:
+            return back(raw_unpack(b))  # type: ignore[no-any-return]
+
+        self.pack, self.unpack, self.encode = pack, unpack, encode
+
+
+def _star(f: Callable[..., Any]) -> Callable[[State], Any]:
+    return lambda t: f(*t)
 
 
 def _tuple_of(*s: int) -> State:
@@ -289,19 +316,18 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
     invariants, finals, deadlock_prop = checks.invariants, checks.finals, checks.deadlock
     finished = compiled.finished
     succ = compiled.successors
-    codec = StateCodec(compiled)
-    pack, unpack = codec.pack, codec.unpack
     sym = reductions.symmetry
     canon = sym.canonicalizer() if sym is not None and sym.active else None
-    keyf = orbit_key(sym, codec)
+    codec, keyf = codec_and_key(compiled, sym)
+    pack, unpack, encode = codec.pack, codec.unpack, codec.encode
     por = reductions.por if reductions.por is not None and reductions.por.active else None
     safe = por.safe if por else []
     proc = por.proc if por else []
 
     init = compiled.initial
-    init_packed = pack(*init)
+    init_packed = encode(init)
     raw = [init_packed]
-    visited = {init_packed if keyf is None else keyf(init)}
+    visited = {init_packed if keyf is None else keyf(init_packed)}
     parent = array("i", [-1])
     action = array("i", [-1])
     ex = Exploration(compiled, PackedStates(raw, unpack), visited, parent, action,
@@ -366,16 +392,16 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                         check_state(sid, t)
             else:
                 if keyf is None:
-                    entries = [(aid, t, pack(*t)) for aid, t in nxt]
+                    entries = [(aid, t, pack(*t), None) for aid, t in nxt]
                 else:
-                    entries = [(aid, t, keyf(t)) for aid, t in nxt]
+                    entries = [(aid, t, keyf(b), b) for aid, t in nxt for b in (encode(t),)]
                 if por is not None and len(entries) > 1:
                     amp = ample(entries, safe, proc)
                     # cycle proviso: an ample step back to a known layer expands fully
                     if len(amp) < len(entries) and not any(
                             e[2] in visited and e[2] not in this_layer for e in amp):
                         entries = amp
-                for aid, t, k in entries:
+                for aid, t, k, b in entries:
                     transitions += 1
                     if k in visited:
                         continue
@@ -384,7 +410,7 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                         raise _StateLimit
                     add(k)
                     this_layer.add(k)
-                    app(k if keyf is None else pack(*t))
+                    app(k if b is None else b)
                     papp(i)
                     aapp(aid)
                     if invariants or finals:
@@ -415,14 +441,27 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
     return ex
 
 
-def orbit_key(sym: Symmetry | None, codec: StateCodec) -> Callable[[State], Any] | None:
-    """The visited-set key of a state with symmetry: the packed key of its orbit
-    (`Symmetry.key_function`); None without symmetry (the key is the packed state)."""
+def codec_and_key(compiled: Compiled, sym: Symmetry | None
+                  ) -> tuple[StateCodec, Callable[[Any], Any] | None]:
+    """The state packing and the visited-set key of a packed state.
+
+    Without symmetry the key is the packed state itself (None). With symmetry the key
+    sorts each class's instance rows: byte slices of the packed state when every row
+    slot is one byte (`Symmetry.strided_key`), otherwise states are packed instance by
+    instance (`Symmetry.layout`, `Symmetry.byte_key`); if states cannot be packed, the
+    key is the canonical tuple.
+    """
     if sym is None or not sym.active:
-        return None
+        return StateCodec(compiled), None
+    natural = StateCodec(compiled)
+    if natural.packed:
+        key = sym.strided_key(natural.offsets)
+        if key is not None:
+            return natural, key
+    codec = StateCodec(compiled, sym.layout(len(compiled.flat.slots)))
     if codec.packed:
-        return sym.key_function(codec.codes)
-    return sym.canonicalizer()
+        return codec, sym.byte_key(codec.offsets)
+    return codec, sym.canonicalizer()
 
 
 def ample(nxt: list[Any], safe: list[bool], proc: list[int]) -> list[Any]:

@@ -48,7 +48,7 @@ from checker.explore import (
     Stats,
     _explore,
     ample,
-    orbit_key,
+    codec_and_key,
     peak_rss_mib,
     property_checks,
     rss_mib,
@@ -134,7 +134,7 @@ def explore_parallel(compiled: Compiled, properties: list[str] | None, limits: L
                      reductions: Reductions, workers: int) -> Exploration:
     """Explore with `workers` processes; falls back to one process where fork is missing
     or states cannot be packed."""
-    codec = StateCodec(compiled)
+    codec, _key = codec_and_key(compiled, reductions.symmetry)
     if ("fork" not in mp.get_all_start_methods() or not codec.packed
             or len(compiled.actions) >= 1 << 16):
         return _explore(compiled, properties, limits, progress, stop_when_all_violated,
@@ -220,7 +220,7 @@ class _Coordinator:
         canon = sym.canonicalizer() if sym is not None and sym.active else None
         store = BlockStates(codec.unpack, codec.width)
         init = compiled.initial
-        store.add(np.frombuffer(codec.pack(*init), dtype=np.uint8).reshape(1, -1).copy())
+        store.add(np.frombuffer(codec.encode(init), dtype=np.uint8).reshape(1, -1).copy())
         parent = array("i", [-1])
         action = array("i", [-1])
         ex = Exploration(compiled, store, None, parent, action, reductions=self.reductions,
@@ -338,9 +338,8 @@ class _Worker:
     def __init__(self, w: int, job: _Job) -> None:
         self.w, self.job, self.n = w, job, job.workers
         c = job.compiled
-        self.codec = StateCodec(c)
+        self.codec, self.keyf = codec_and_key(c, job.reductions.symmetry)
         self.checks = property_checks(c, job.properties)
-        self.keyf = orbit_key(job.reductions.symmetry, self.codec)
         por = job.reductions.por
         self.por = por if por is not None and por.active else None
         self.visited: set[bytes] = set()
@@ -348,10 +347,11 @@ class _Worker:
         self.pending: dict[int, list[Any]] = {}
         self.pids: list[int] = []
         init = c.initial
-        key = self.codec.pack(*init) if self.keyf is None else self.keyf(init)
+        packed = self.codec.encode(init)
+        key = packed if self.keyf is None else self.keyf(packed)
         if zlib.crc32(key) % self.n == w:
             self.visited.add(key)
-            self.frontier.append((0, self.codec.pack(*init)))
+            self.frontier.append((0, packed))
 
     def serve(self) -> None:
         cmds = self.job.commands[self.w]
@@ -417,8 +417,7 @@ class _Worker:
         job, n, w = self.job, self.n, self.w
         c = job.compiled
         succ, finished = c.successors, c.finished
-        pack = self.codec.pack
-        unpack = self.codec.unpack
+        pack, unpack, encode = self.codec.pack, self.codec.unpack, self.codec.encode
         keyf, por = self.keyf, self.por
         safe = por.safe if por else []
         proc = por.proc if por else []
@@ -429,7 +428,7 @@ class _Worker:
         dapp = [b.codes.append for b in out]
         capp = [b.conc.append for b in out]
         tapp = [b.tentative.append for b in out]
-        rest: dict[int, list[tuple[int, int, State, bytes]]] = {}
+        rest: dict[int, list[tuple[int, int, State, bytes, bytes | None]]] = {}
         frontier = self.frontier
         transitions = 0
         while pos < len(frontier) and frontier[pos][0] < hi:
@@ -449,9 +448,10 @@ class _Worker:
                     dapp[o](base + k * a1 + aid)
                 continue
             if keyf is None:
-                entries = [(aid, k, t, pack(*t)) for k, (aid, t) in enumerate(nxt)]
+                entries = [(aid, k, t, pack(*t), None) for k, (aid, t) in enumerate(nxt)]
             else:
-                entries = [(aid, k, t, keyf(t)) for k, (aid, t) in enumerate(nxt)]
+                entries = [(aid, k, t, keyf(b), b) for k, (aid, t) in enumerate(nxt)
+                           for b in (encode(t),)]
             tentative = 0
             if por is not None and len(entries) > 1:
                 amp = ample(entries, safe, proc)
@@ -461,12 +461,12 @@ class _Worker:
                     entries = amp
                     tentative = 1
             transitions += len(entries)
-            for aid, k, t, key in entries:
+            for aid, k, _t, key, b in entries:
                 o = crc(key) % n
                 kapp[o](key)
                 dapp[o](base + k * a1 + aid)
-                if keyf is not None:
-                    capp[o](pack(*t))
+                if b is not None:
+                    capp[o](b)
                 if por is not None:
                     tapp[o](tentative)
         self.transitions += transitions
@@ -486,7 +486,8 @@ class _Worker:
         return pos, stop, next((x for x in stops if x), "")
 
     def _proviso(self, r: int, parts: list[_Batch], sources: list[int],
-                 rest: dict[int, list[tuple[int, int, State, bytes]]]) -> list[_Batch]:
+                 rest: dict[int, list[tuple[int, int, State, bytes, bytes | None]]]
+                 ) -> list[_Batch]:
         """Owners flag parents whose ample successor is already known from an earlier
         layer; those parents' other successors are then sent as well."""
         n, w = self.n, self.w
@@ -505,14 +506,13 @@ class _Worker:
         for m in got.values():
             parents.update(_Batch.decode(m[1], self.codec.width).flags)
         extra = [_Batch() for _ in range(n)]
-        pack = self.codec.pack
         a1 = self.a1
         crc = zlib.crc32
         for gid in sorted(parents):
             more = rest[gid]
             self.transitions += len(more)
-            for aid, k, t, key in more:
-                extra[crc(key) % n].add(key, key if self.keyf is None else pack(*t),
+            for aid, k, _t, key, b in more:
+                extra[crc(key) % n].add(key, key if b is None else b,
                                         gid * a2 + k * a1 + aid, 0)
         got = self._exchange((r, 2), extra, "")
         return [extra[w]] + [_Batch.decode(m[1], self.codec.width) for m in got.values()]

@@ -4,6 +4,11 @@ In a state s, let P be a process at label L. If every step alternative of P at L
 or not, every choice value) is *independent* of every step of every other process - it
 writes no slot another process reads or writes, and reads no slot another process writes
 - then the enabled steps of P at L form an ample set: the explorer may follow only them.
+Updates `x := x + e` (likewise `-`, and `or`/`and`/`|`/`&`/`^` within their own family)
+commute with each other when e does not read x, so two steps that only accumulate into
+the same counter (a ghost like `acc_pinned`) are independent; the final value and any
+domain error of the second update are the same in both orders, and the first update's
+error is seen in the state itself, where the explorer evaluates every enabled step.
 Independence is decided statically from the resolved transitions, so the test is a
 lookup per action. Reads of another process's program counter are refined: a guard that
 only compares `pc == label` depends on a step only if the step leaves or enters a label it
@@ -50,11 +55,61 @@ ALL = None  # a pc read that is not a plain comparison with labels
 
 @dataclass(frozen=True)
 class _Access:
-    """The slots a transition reads and writes; pcs of other processes kept apart."""
+    """The slots a transition reads and writes; pcs of other processes kept apart.
+
+    `adds` are slots updated only as `x := x op e` with op one of the commutative,
+    associative families below and e not reading x: such updates of one family commute
+    with each other, so they conflict only with other reads and writes of x.
+    """
 
     reads: frozenset[int]
     writes: frozenset[int]
     pc_reads: dict[int, frozenset[int] | None]  # pc slot -> compared label codes (ALL: any)
+    adds: dict[int, str] = field(default_factory=dict)  # slot -> operator family
+
+
+FAMILIES = {"+": "add", "-": "add", "or": "or", "and": "and", "|": "bitor", "&": "bitand",
+            "^": "xor"}
+
+
+def _accumulate(slot: int, val: Expr) -> tuple[str, list[Expr]] | None:
+    """If val is `slot op e...` for an operator family (`+`/`-` chains such as
+    `(x - a) - b` included, x with a plus sign), the family and the other operands."""
+    if not isinstance(val, Op) or val.op not in FAMILIES:
+        return None
+    family = FAMILIES[val.op]
+    leaves: list[tuple[Expr, bool]] = []  # (operand, positive)
+
+    def flatten(e: Expr, positive: bool) -> None:
+        if isinstance(e, Op) and e.op in FAMILIES and FAMILIES[e.op] == family \
+                and e.sort == val.sort:
+            if e.op == "-":
+                flatten(e.args[0], positive)
+                flatten(e.args[1], not positive)
+            else:
+                for a in e.args:
+                    flatten(a, positive)
+        else:
+            leaves.append((e, positive))
+
+    flatten(val, True)
+    hits = [k for k, (e, _) in enumerate(leaves) if isinstance(e, Slot) and e.index == slot]
+    if len(hits) != 1 or not leaves[hits[0]][1]:
+        return None
+    rest = [e for k, (e, _) in enumerate(leaves) if k != hits[0]]
+    if any(isinstance(n, Slot) and n.index == slot or
+           isinstance(n, SlotSelect) and n.base <= slot < n.base + n.size
+           for e in rest for n in _walk(e)):
+        return None
+    return family, rest
+
+
+def _walk(e: Expr) -> Iterable[Expr]:
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n.children())
 
 
 @dataclass
@@ -133,17 +188,30 @@ def access(t: Transition, pc_slots: set[int]) -> _Access:
     """Reads and writes of one transition (its own pc excluded: it is in pc_from/pc_to)."""
     reads_e: list[Expr] = [t.guard]
     writes: set[int] = set()
+    adds: dict[int, str] = {}
     for tgt, val in t.updates:
-        reads_e.append(val)
         if isinstance(tgt, Slot):
-            if tgt.index != t.pc_slot:
-                writes.add(tgt.index)
+            if tgt.index == t.pc_slot:
+                continue
+            acc = _accumulate(tgt.index, val) if tgt.index not in pc_slots else None
+            if acc is not None:
+                adds[tgt.index] = acc[0]
+                reads_e += acc[1]
+                continue
+            writes.add(tgt.index)
         else:
             reads_e.append(tgt.idx)
             writes.update(range(tgt.base, tgt.base + tgt.size))
+        reads_e.append(val)
     pcr = _pc_reads(reads_e, pc_slots)
     pcr.pop(t.pc_slot, None)
-    return _Access(_slots(reads_e, pc_slots), frozenset(writes - pc_slots), pcr)
+    reads = _slots(reads_e, pc_slots)
+    if reads & set(adds) or writes & set(adds):  # x also read or written otherwise
+        for x in list(adds):
+            if x in reads or x in writes:
+                writes.add(x)
+                del adds[x]
+    return _Access(reads, frozenset(writes - pc_slots), pcr, adds)
 
 
 def _moves(reader: _Access, t: Transition) -> bool:
@@ -158,6 +226,12 @@ def independent(t: Transition, a: _Access, u: Transition, b: _Access) -> bool:
     """t and u (of different processes) commute and never enable or disable each other."""
     if a.writes & (b.writes | b.reads) or a.reads & b.writes:
         return False
+    if a.adds or b.adds:
+        ta, ua = a.adds.keys(), b.adds.keys()
+        if ta & (b.writes | b.reads) or ua & (a.writes | a.reads):
+            return False
+        if any(a.adds[x] != b.adds[x] for x in ta & ua):
+            return False
     return not (_moves(b, t) or _moves(a, u))
 
 
@@ -196,7 +270,7 @@ def plan(compiled: Compiled, properties: list[str] | None = None) -> PorPlan:
         by_proc.setdefault(procs[(t.group, t.instance)], []).append(t)
 
     def visible(t: Transition) -> bool:
-        if acc[t.id].writes & vis_slots:
+        if acc[t.id].writes & vis_slots or acc[t.id].adds.keys() & vis_slots:
             return True
         if t.pc_slot in vis_pcs and _moves(_Access(frozenset(), frozenset(), vis_pcs), t):
             return True

@@ -94,6 +94,7 @@ class Symmetry:
 
     classes: list[SymClass]
     notes: list[str] = field(default_factory=list)
+    fixed_rows: list[tuple[int, ...]] = field(default_factory=list)  # singled-out instances
 
     @property
     def active(self) -> bool:
@@ -109,50 +110,106 @@ class Symmetry:
         """Generated code: sort each class's instance rows (identity if none)."""
         return make_canonicalizer(self.classes)
 
-    def key_function(self, slot_codes: list[str]) -> Callable[[State], bytes]:
-        """An exact packed key of a state's orbit, for the visited set.
+    def layout(self, n_slots: int) -> list[int]:
+        """A slot order for packing: the slots outside every class, then each class's
+        rows one after the other (so a row is a contiguous run of bytes)."""
+        in_rows = {j for c in self.classes for r in c.rows for j in r}
+        order = [j for j in range(n_slots) if j not in in_rows]
+        for c in self.classes:
+            for r in c.rows:
+                order += list(r)
+        return order
 
-        Cheaper than packing the canonical state: the slots outside every class, then
-        each class's rows sorted, packed with `struct` in that order (`slot_codes` are
-        the per-slot struct codes of `checker.explore.StateCodec`). Two states get the
-        same key exactly when one is a permutation of the other.
+    def strided_key(self, offsets: list[int]) -> Callable[[bytes], bytes] | None:
+        """The orbit key of a state packed in natural slot order, from byte slices.
+
+        An instance's pc and locals sit at a fixed stride in the packed state (locals are
+        stored local by local, instance by instance), so when every row slot is one byte
+        wide, `b[start:stop:step]` extracts a row. Key: the bytes outside every row, then
+        the singled-out instances' rows, then each class's rows sorted. None when some
+        row slot is wider than a byte (then `layout`/`byte_key` are used).
         """
-        return make_key_function(self.classes, slot_codes)
+        return make_strided_key(self.classes, self.fixed_rows, offsets)
+
+    def byte_key(self, offsets: list[int]) -> Callable[[bytes], bytes]:
+        """The orbit key of a state packed in `layout` order: each class's rows (byte
+        runs) sorted. `offsets[k]` is the byte offset of the k-th packed slot (one more
+        entry: the total width). Two states get the same key exactly when one is a
+        permutation of the other (the packing of a row is injective)."""
+        return make_byte_key(self.classes, offsets, len(offsets) - 1)
 
 
-def make_key_function(classes: list[SymClass], slot_codes: list[str]) -> Callable[[State], bytes]:
-    """See `Symmetry.key_function`."""
-    import struct
-    from operator import itemgetter
+def _slices(offs: list[int]) -> list[str]:
+    """Slice expressions of `b` covering byte offsets `offs` in order (arithmetic runs)."""
+    out: list[str] = []
+    k = 0
+    while k < len(offs):
+        start = offs[k]
+        if k + 1 < len(offs) and offs[k + 1] > start:
+            step = offs[k + 1] - start
+            m = k + 1
+            while m + 1 < len(offs) and offs[m + 1] - offs[m] == step:
+                m += 1
+            stop = offs[m] + 1
+            out.append(f"b[{start}:{stop}]" if step == 1 else f"b[{start}:{stop}:{step}]")
+            k = m + 1
+        else:
+            out.append(f"b[{start}:{start + 1}]")
+            k += 1
+    return out
 
-    in_rows = {j for c in classes for r in c.rows for j in r}
-    rest = [j for j in range(len(slot_codes)) if j not in in_rows]
-    order = list(rest)
-    for c in classes:
-        for r in c.rows:
-            order += list(r)
-    pack = struct.Struct("<" + "".join(slot_codes[j] for j in order)).pack
-    ns: dict[str, Any] = {"pack": pack, "sorted": sorted}
-    args = []
-    if rest:
-        ns["g"] = itemgetter(*rest) if len(rest) > 1 else (lambda s, j=rest[0]: (s[j],))
-        args.append("g(s)")
-    lines = ["def key(s):"]
+
+def make_strided_key(classes: list[SymClass], fixed_rows: list[tuple[int, ...]],
+                     offsets: list[int]) -> Callable[[bytes], bytes] | None:
+    """See `Symmetry.strided_key`."""
+    width = offsets[-1]
+    rows = [r for c in classes for r in c.rows] + list(fixed_rows)
+    if any(offsets[j + 1] - offsets[j] != 1 for r in rows for j in r):
+        return None
+    in_rows = {offsets[j] for r in rows for j in r}
+    rest = [o for o in range(width) if o not in in_rows]
+    parts = _slices(rest) + [p for r in fixed_rows for p in _slices([offsets[j] for j in r])]
+    lines = ["def key(b):"]
     for ci, c in enumerate(classes):
         names = []
         for k, r in enumerate(c.rows):
-            name = f"r{ci}_{k}"
-            ns[name] = itemgetter(*r) if len(r) > 1 else (lambda s, j=r[0]: (s[j],))
+            name = f"x{ci}_{k}"
             names.append(name)
+            lines.append(f"    {name} = {' + '.join(_slices([offsets[j] for j in r]))}")
         if len(names) == 2:
-            lines.append(f"    a{ci} = {names[0]}(s)")
-            lines.append(f"    b{ci} = {names[1]}(s)")
-            lines.append(f"    c{ci} = a{ci} + b{ci} if a{ci} <= b{ci} else b{ci} + a{ci}")
+            a, b2 = names
+            parts.append(f"({a} + {b2} if {a} <= {b2} else {b2} + {a})")
         else:
-            lines.append(f"    rs = sorted(({', '.join(n + '(s)' for n in names)},))")
-            lines.append(f"    c{ci} = {' + '.join(f'rs[{k}]' for k in range(len(names)))}")
-        args.append(f"c{ci}")
-    lines.append(f"    return pack(*({' + '.join(args)}))")
+            parts.append(f"b''.join(sorted(({', '.join(names)},)))")
+    lines.append(f"    return {' + '.join(parts) or 'b'}")
+    ns: dict[str, Any] = {}
+    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - our own codegen
+    return ns["key"]  # type: ignore[no-any-return]
+
+
+def make_byte_key(classes: list[SymClass], offsets: list[int],
+                  n_slots: int) -> Callable[[bytes], bytes]:
+    """See `Symmetry.byte_key`: generated slicing code, no per-slot work."""
+    in_rows = sum(len(r) for c in classes for r in c.rows)
+    pos = n_slots - in_rows  # packed index of the first row slot
+    lines = ["def key(b):"]
+    parts: list[str] = []
+    if pos:
+        parts.append(f"b[:{offsets[pos]}]")
+    for ci, c in enumerate(classes):
+        names = []
+        for k, r in enumerate(c.rows):
+            lo, hi = offsets[pos], offsets[pos + len(r)]
+            pos += len(r)
+            names.append(f"x{ci}_{k}")
+            lines.append(f"    x{ci}_{k} = b[{lo}:{hi}]")
+        if len(names) == 2:
+            a, b2 = names
+            parts.append(f"({a} + {b2} if {a} <= {b2} else {b2} + {a})")
+        else:
+            parts.append(f"b''.join(sorted(({', '.join(names)},)))")
+    lines.append(f"    return {' + '.join(parts)}")
+    ns: dict[str, Any] = {}
     exec("\n".join(lines) + "\n", ns)  # noqa: S102 - our own codegen
     return ns["key"]  # type: ignore[no-any-return]
 
@@ -475,6 +532,7 @@ def analyse(flat: Flat, properties: list[str] | None = None,
     by_name = {g.name: g for g in flat.spec.groups}
     classes: list[SymClass] = []
     notes: list[str] = []
+    fixed: list[tuple[int, ...]] = []
     done: set[IndexSet] = set()
     for gname in declared:
         if gname not in by_name:
@@ -510,9 +568,10 @@ def analyse(flat: Flat, properties: list[str] | None = None,
         for c in found:
             if len(c) == 1:
                 k = c[0]
+                fixed.append(dom.rows[k])
                 why = reasons.get(k) or _first_reason(chk, k, big)
                 notes.append(f"{who}[{k}] is singled out ({why})")
-    return Symmetry(classes, notes)
+    return Symmetry(classes, notes, fixed)
 
 
 def _first_reason(chk: _Checker, k: int, big: list[list[int]]) -> str:

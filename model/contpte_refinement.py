@@ -107,13 +107,11 @@ class Harness:
 
     def hw(self, page: int, write: bool) -> HwEvent:
         ev = self.mm.mmu.access(page, write)
-        if ev.outcome in ("walk", "dbm"):
-            e = self.plain.entries[page]
-            if e is not None:
-                self.plain.hw_access(page, ev.dirty)
-                b = page // self.mm.C
-                self.taint_young[b] = True
-                self.taint_dirty[b] |= ev.dirty
+        if (ev.young or ev.wrote) and self.plain.entries[page] is not None:
+            self.plain.hw_access(page, ev.young, ev.wrote)
+            b = page // self.mm.C
+            self.taint_young[b] |= ev.young
+            self.taint_dirty[b] |= ev.wrote
         self.check_state()
         return ev
 

@@ -7,8 +7,11 @@ ptep_get returns the entry, the clears return and remove it, test_and_clear_youn
 reports and clears one page's access state, wrprotect removes write permission (keeping
 dirty), ptep_set_access_flags only ever makes an entry more permissive.
 
-The hardware's effect is recorded as it happens: an access makes the page young, a write
-(a dirty-state update by the MMU) makes it young and dirty. There is no TLB and no
+The hardware's effect is recorded as it happens: a walk or descriptor update (the MMU
+setting PTE_AF) makes the page young, a completed store makes it dirty - including a store
+through a cached writable TLB entry, which updates no descriptor at all. (An access that
+hits the TLB does not set PTE_AF on any architecture state, so it is not "young": ageing
+without a TLB flush is allowed to miss it, as MGLRU's look-around does.) There is no TLB and no
 contiguous bit: those are what the refinement hides.
 """
 
@@ -84,8 +87,8 @@ class PlainPageTable:
         return new != e
 
     # -------------------------------------------------------------- hardware
-    def hw_access(self, i: int, dirty: bool) -> None:
-        """The MMU set the access flag (and, for a write, the dirty state) of page i."""
+    def hw_access(self, i: int, young: bool, dirty: bool) -> None:
+        """The MMU set page i's access flag (young) and/or stored to it (dirty)."""
         e = self.entries[i]
         if e is not None:
-            self.entries[i] = replace(e, young=True, dirty=e.dirty or dirty)
+            self.entries[i] = replace(e, young=e.young or young, dirty=e.dirty or dirty)

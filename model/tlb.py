@@ -10,17 +10,18 @@ D8.7.1 the Contiguous bit), reduced to what the contpte layer depends on:
 - The TLB caches the translation: a descriptor with PTE_CONT yields one entry covering the
   whole aligned block of CONT_PTES pages, otherwise one page entry. Entries stay until an
   explicit TLBI (or an eviction, which the hardware may do at any time).
-- A write that hits a cached read-only entry with DBM performs the dirty-state update on
-  the descriptor *in memory* of the accessed page (re-read atomically): if that descriptor
-  is no longer valid or no longer has DBM, the access faults instead.
+- A store that hits a cached writable entry changes no descriptor: for a block entry made
+  writable by one page's update, stores to the other 15 pages leave their descriptors
+  clean (which is why contpte_ptep_get gathers dirty across the block). A store that hits
+  a cached read-only entry with DBM performs the dirty-state update on the descriptor *in
+  memory* of the accessed page (re-read atomically); if that descriptor is no longer valid
+  or no longer has DBM, the access faults instead.
 - Two entries matching one virtual page are a TLB conflict (the condition break-before-
   make prevents; the architecture may raise a TLB conflict abort or return garbage).
 
 Abstracted: one hardware agent with one TLB (a CPU running the user code; the kernel
 threads do not access user memory), no ASIDs, no walk caches, and the output address of a
 cached entry is not tracked (conflicts and permissions are what the properties need).
-Accesses that hit a cached entry with enough permission change no state and are not
-modelled as events.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ class HwEvent:
     page: int
     write: bool
     outcome: str  # "walk", "dbm", "hit", "fault", "conflict"
-    young: bool = False  # the page was accessed through a walk or a descriptor update
-    dirty: bool = False  # the walker cleared PTE_RDONLY on a DBM descriptor
+    young: bool = False  # the MMU set PTE_AF on the page's descriptor (a walk or an update)
+    wrote: bool = False  # a store completed: the page's data changed
 
 
 class Mmu:
@@ -109,8 +110,10 @@ class Mmu:
             return self._walk(page, write)
         entry = hits[0]
         lay = self.layout
-        if not write or not entry.word & lay.rdonly:
+        if not write:
             return HwEvent(page, write, "hit")
+        if not entry.word & lay.rdonly:  # cached writable: no descriptor update at all
+            return HwEvent(page, write, "hit", wrote=True)
         if not entry.word & lay.dbm:
             return HwEvent(page, write, "fault")  # permission fault: core-mm's do_wp_page
         desc = self.words[page]
@@ -118,7 +121,7 @@ class Mmu:
             return HwEvent(page, write, "fault")
         self.words[page] = (desc & ~lay.rdonly) | lay.af
         entry.word = (entry.word & ~lay.rdonly) | lay.af
-        return HwEvent(page, write, "dbm", young=True, dirty=True)
+        return HwEvent(page, write, "dbm", young=True, wrote=True)
 
     def _walk(self, page: int, write: bool) -> HwEvent:
         lay = self.layout
@@ -126,15 +129,13 @@ class Mmu:
         if not lay.pte_valid(desc):
             return HwEvent(page, write, "fault")  # translation fault: core-mm's fault path
         new = desc | lay.af
-        dirty = False
-        if write and desc & lay.dbm and desc & lay.rdonly:
-            new &= ~lay.rdonly
-            dirty = True
-        if write and not new & lay.dbm and new & lay.rdonly:
+        if write and not desc & lay.dbm and desc & lay.rdonly:
             return HwEvent(page, write, "fault")  # read-only without DBM: permission fault
+        if write:
+            new &= ~lay.rdonly
         self.words[page] = new
         self.tlb.fill(page, new, lay)
-        return HwEvent(page, write, "walk", young=True, dirty=dirty)
+        return HwEvent(page, write, "walk", young=True, wrote=write)
 
     def evict(self, pick: Callable[[list[TlbEntry]], TlbEntry | None]) -> TlbEntry | None:
         """Drop one cached entry (chosen by `pick`), as replacement may at any time."""

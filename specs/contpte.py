@@ -69,6 +69,8 @@ from specs.rwsem import SpinLock
 
 VARIANTS = ("contpte", "unfold_drops_dirty", "no_bbm", "rmw_race")
 
+TLB = Enum("tlb", "none", "ro", "clean", "dirty")
+"""A cached translation and the permission it caches: read-only, clean DBM, writable."""
 OPS = Enum("op", "none", "map", "map1", "zap1", "zaprange", "young", "fork", "wprot1",
            "wpreuse", "get")
 RET = Enum("ret", "none", "sp", "fold", "gac", "pfirst", "plast", "wp1", "saf", "get",
@@ -127,8 +129,8 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
 
     # ------------------------------------------------------------ state
     pte = s.array("pte", P, W.sort, 0, doc="the PTE words (model/pte.py COMPACT layout)")
-    tlb_page = s.array("tlb_page", P, Bool(), False, doc="the TLB holds a page entry")
-    tlb_blk = s.var("tlb_blk", Bool(), False, doc="the TLB holds the contiguous-block entry")
+    tlb_page = s.array("tlb_page", P, TLB, "none", doc="TLB page entry per page")
+    tlb_blk = s.var("tlb_blk", TLB, "none", doc="TLB contiguous-block entry")
     a_present = s.array("a_present", P, Bool(), False, doc="plain page table: present")
     a_write = s.array("a_write", P, Bool(), False, doc="plain page table: writable")
     a_young = s.array("a_young", P, Bool(), False, doc="plain page table: young")
@@ -168,6 +170,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
                                     aw: False, sy: False, sd: False}
 
     MAP_PROT = L.valid | L.rdonly | L.dbm  # mk_pte + pte_mkwrite: writable, clean, old
+    none = e(TLB, "none")
 
     def reset() -> dict[Expr, Any]:
         return dict(locals_init)
@@ -180,9 +183,9 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
 
     def flush(lo: Expr, n: Expr) -> dict[Expr, Any]:
         """TLBI by VA for pages [lo, lo + n): page entries in range and the block entry."""
-        out: dict[Expr, Any] = {tlb_blk: FALSE}
+        out: dict[Expr, Any] = {tlb_blk: none}
         for j in P:
-            out[tlb_page[j]] = tlb_page[j] & Not((lo <= j) & (j < lo + n))
+            out[tlb_page[j]] = ite((lo <= j) & (j < lo + n), none, tlb_page[j])
         return out
 
     def stale_all(cond: Expr = TRUE) -> dict[Expr, Any]:
@@ -223,37 +226,47 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
     pr = page.ref
     tp = tlb_page[pr]
     desc = pte[pr]
-    hit = tp | tlb_blk
+    hit = (tp != none) | (tlb_blk != none)
+    cached = ite(tp != none, tp, tlb_blk)
 
     def fill(new: Expr) -> dict[Expr, Any]:
-        return {tlb_blk: tlb_blk | W.cont(new), tlb_page[pr]: tp | Not(W.cont(new))}
+        st = W.tlb_state(new, TLB)
+        return {tlb_blk: ite(W.cont(new), st, tlb_blk), tlb_page[pr]: ite(W.cont(new), tp, st)}
 
-    def hw_seen(dirty: Expr) -> dict[Expr, Any]:
+    def hw_seen(young: Expr, wrote: Expr) -> dict[Expr, Any]:
         pres = a_present[pr]
-        return {a_young[pr]: a_young[pr] | pres, a_dirty[pr]: a_dirty[pr] | (pres & dirty),
-                t_young: t_young | pres, t_dirty: t_dirty | (pres & dirty)}
+        return {a_young[pr]: a_young[pr] | (pres & young),
+                a_dirty[pr]: a_dirty[pr] | (pres & wrote),
+                t_young: t_young | (pres & young), t_dirty: t_dirty | (pres & wrote)}
 
     rd = W.mkyoung(desc)
     step("hw", "MMU: load misses the TLB, walk sets PTE_AF and fills the TLB", p=mmu,
          choose=page, guard=Not(hit) & W.valid(desc), note="read",
-         effects=merge({pte[pr]: rd}, fill(rd), hw_seen(FALSE)), goto="hw")
-    wr = ite(W.write(desc), rd & W.c(~L.rdonly), rd)
+         effects=merge({pte[pr]: rd}, fill(rd), hw_seen(TRUE, FALSE)), goto="hw")
+    wr = rd & W.c(~L.rdonly)
     step("hw", "MMU: store misses the TLB, walk sets PTE_AF, DBM clears PTE_RDONLY",
          p=mmu, choose=page, note="write",
          guard=Not(hit) & W.valid(desc) & (W.write(desc) | Not(W.rdonly(desc))),
-         effects=merge({pte[pr]: wr}, fill(wr), hw_seen(TRUE)), goto="hw")
-    step("hw", "MMU: store hits the TLB, dirty-state update of the (clean, DBM) descriptor",
+         effects=merge({pte[pr]: wr}, fill(wr), hw_seen(TRUE, TRUE)), goto="hw")
+    step("hw", "MMU: store hits a clean DBM TLB entry: dirty-state update of the descriptor",
          p=mmu, choose=page, note="write",
-         guard=hit & W.valid(desc) & W.write(desc) & W.rdonly(desc),
-         effects=merge({pte[pr]: rd & W.c(~L.rdonly)}, hw_seen(TRUE)), goto="hw")
+         guard=hit & (cached == e(TLB, "clean")) & W.valid(desc) & W.write(desc),
+         effects=merge({pte[pr]: wr,
+                        tlb_page[pr]: ite(tp != none, e(TLB, "dirty"), tp),
+                        tlb_blk: ite(tp == none, e(TLB, "dirty"), tlb_blk)},
+                       hw_seen(TRUE, TRUE)), goto="hw")
+    step("hw", "MMU: store hits a writable TLB entry (no descriptor update)", p=mmu,
+         choose=page, note="write", guard=hit & (cached == e(TLB, "dirty")),
+         effects=hw_seen(FALSE, TRUE), goto="hw")
     if evict:
         slot = Choice("slot", Int(0, C))
         sr = slot.ref
         for j in P:
             step("hw", "MMU: TLB replacement evicts a page entry", p=mmu, choose=slot,
-                 guard=(sr == j) & tlb_page[j], effects={tlb_page[j]: FALSE}, goto="hw")
+                 guard=(sr == j) & (tlb_page[j] != none), effects={tlb_page[j]: none},
+                 goto="hw")
         step("hw", "MMU: TLB replacement evicts the block entry", p=mmu, choose=slot,
-             guard=(sr == C) & tlb_blk, effects={tlb_blk: FALSE}, goto="hw")
+             guard=(sr == C) & (tlb_blk != none), effects={tlb_blk: none}, goto="hw")
 
     # ============================================================ core-mm: pick an operation
     ptl.spin_lock(cpu, "idle", kernel="pte_offset_map_lock", goto="dispatch")
@@ -340,7 +353,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
              guard=last, effects={pte[k]: W.c(0), acc: g, k: 0}, goto="cv_flush")
     if variant != "no_bbm":
         step("cv_flush", "contpte_convert: __flush_tlb_range (TLBI + DSB)",
-             effects=merge({tlb_blk: FALSE}, {tlb_page[j]: FALSE for j in P}), goto="cv_write")
+             effects=merge({tlb_blk: none}, {tlb_page[j]: none for j in P}), goto="cv_write")
     wv = W.prot(acc) | W.pfn_word(k, C)
     step("cv_write", "contpte_convert: __set_ptes", guard=Not(last),
          effects={pte[k]: wv, k: k + 1}, goto="cv_write")
@@ -685,7 +698,7 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
             "block with any PTE_CONT entry is all valid, PTE_CONT, frames 0..C-1, and equal "
             "apart from AF/dirty"),
         "bbm": (
-            Not(tlb_blk & AnyOf(P, lambda j: tlb_page[j])),
+            Not((tlb_blk != none) & AnyOf(P, lambda j: tlb_page[j] != none)),
             "the TLB never holds a block entry and a page entry for the same page"),
         "no_lost_dirty": (
             And(Implies(ptl_free, AllOf(P, lambda j: Implies(a_dirty[j], view_dirty(j)))),
@@ -713,8 +726,12 @@ def build(variant: str = "contpte", cont_ptes: int = 4, writers: int = 1, reader
         # A faulty variant halts at its first violation (the machine has lost data or taken
         # a TLB conflict abort there): nothing moves in a state that violates a property.
         # Verdicts for the other properties are about executions up to that point.
+        # (Only the steps that start something new carry the guard: an operation already
+        # under way finishes, then nothing else happens.)
         halted = Or(*(Not(expr) for expr, _ in props.values()))
         for g in (cpu.group, mmu.group, *((walker.group,) if walker else ())):
-            g.steps = [replace(st, guard=And(st.guard, Not(halted))) for st in g.steps]
+            g.steps = [replace(st, guard=And(st.guard, Not(halted)))
+                       if st.label in ("idle", "dispatch", "hw", "gl_read") else st
+                       for st in g.steps]
     s.expect_violated(*EXPECTED[variant])
     return s.build()

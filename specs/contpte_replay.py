@@ -19,7 +19,7 @@ from checker.trace import Trace
 from model.contpte import ContPteMm
 from model.contpte_callers import LOCKLESS, OpRecord
 from model.contpte_refinement import Harness
-from model.pte import compact_layout
+from model.pte import PteLayout, compact_layout
 
 MACRO: dict[str, tuple[str, ...]] = {
     "tcyr_cmpxchg": ("tcyr_read", "tcyr_cmpxchg"),
@@ -84,11 +84,21 @@ def replay_contpte(trace: Trace, spec: Spec) -> ModelReplay:
             _consume(h, name, st.label, log)
     final: dict[str, Any] = {"pte": list(mm.words)}
     tlb = mm.table.tlb
-    final["tlb_page"] = [any(e.size == 1 and e.start == p for e in tlb.entries)
-                         for p in range(C)]
-    final["tlb_blk"] = any(e.size == C for e in tlb.entries)
+    final["tlb_page"] = [_cached(layout, [e.word for e in tlb.entries
+                                          if e.size == 1 and e.start == p]) for p in range(C)]
+    final["tlb_blk"] = _cached(layout, [e.word for e in tlb.entries if e.size == C])
     return ModelReplay(set(h.violations), final,
                        log + [f"violated {k}: {v}" for k, v in h.violations.items()])
+
+
+def _cached(layout: PteLayout, words: list[int]) -> str:
+    """The spec's TLB slot value for the model's entry (none, ro, clean or dirty)."""
+    if not words:
+        return "none"
+    w = words[0]
+    if not w & layout.rdonly:
+        return "dirty"
+    return "clean" if w & layout.write else "ro"
 
 
 def _hardware(h: Harness, choice: dict[str, Any], note: str, log: list[str], C: int) -> None:

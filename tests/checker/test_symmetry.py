@@ -40,6 +40,7 @@ def assert_equivalent(compiled: Compiled, full: Exploration, red: Exploration) -
     canon = red.canonical
     assert canon is not None
     assert {canon(s) for s in full.states} == red.canonical_states()
+    assert len(red.states) == len(red.canonical_states())  # one state per orbit
     assert set(full.violations) == set(red.violations)
     assert (full.deadlock is None) == (red.deadlock is None)
     for prop, sid in red.violations.items():
@@ -87,6 +88,23 @@ def _group_spec(n: int, prop: str = "sum", init: object = 0, guard: str = "") ->
     b.invariant("p", props[prop])
     b.symmetric("h")
     return b.build()
+
+
+def test_wide_locals_use_the_instance_major_layout() -> None:
+    """A local wider than a byte: states are packed instance by instance for the key."""
+    b = SpecBuilder("wide")
+    T = b.index("w", 3)
+    total = b.var("total", Int(0, 900), init=0)
+    h = b.process("h", T)
+    big = h.local("big", Int(0, 300), init=0)
+    h.step("add", "big += 150", guard=big < 300, effects={big: big + 150, total: total + 150},
+           goto="add")
+    h.step("add", "stop", guard=big == 300, goto="done")
+    b.invariant("sum", total == Sum(T, lambda t: big[t]))
+    b.symmetric("h")
+    compiled, full, red = explore_both(b.build())
+    assert_equivalent(compiled, full, red)
+    assert len(red.states) < len(full.states)
 
 
 def test_symmetric_expansions_are_accepted() -> None:
