@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--no-validate", action="store_true",
                     help="render without checking the trace against its spec")
     sh.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    bn = sub.add_parser("bench", help="benchmark the explorer and its reductions",
+                        add_help=False)
+    bn.add_argument("rest", nargs=argparse.REMAINDER)
     rp = sub.add_parser("replay", help="replay a trace on the spec and on model/")
     rp.add_argument("trace", type=Path)
     rp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     if first is not None and first not in VERBS:
         argv.insert(argv.index(first), "check")
+    if first == "bench":  # its own argument parser (checker.bench)
+        return _extension("bench", argv)
     parser = _parser()
     try:
         args = parser.parse_args(argv)

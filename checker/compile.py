@@ -108,7 +108,11 @@ def fold(e: Expr, params: dict[str, int], choice: dict[str, int]) -> Expr:
                 return args[1] if args[0].value else args[2]
             if all(isinstance(a, Const) for a in args):
                 mask = args[0].sort.mask if isinstance(args[0].sort, BVT) else None
-                return Const(_apply(n.op, [a.value for a in args], mask), n.sort)  # type: ignore[union-attr]
+                try:
+                    value = _apply(n.op, [a.value for a in args], mask)
+                except (ValueError, ZeroDivisionError):
+                    return Op(n.op, args, n.sort)  # undefined: fails only if evaluated
+                return Const(value, n.sort)
             return Op(n.op, args, n.sort)
         if isinstance(n, SlotSelect):
             return SlotSelect(n.base, n.size, rebuild(n.idx, f), n.name, n.type)

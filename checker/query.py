@@ -24,8 +24,11 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import z3
 
 from checker.compile import SpecRuntimeError
 from checker.expr import (
@@ -36,17 +39,29 @@ from checker.expr import (
     IntT,
     Max,
     Min,
+    Op,
     Slot,
     arith,
     ite,
 )
 from checker.flat import Flat, instantiate
 from checker.load import LoadError, load_module, parse_overrides
-from checker.result import PROVED
-from checker.smt import Encoding
-from checker.smt_run import DEFAULT_DEPTH, DEFAULT_SECONDS, Extremum, maximize
+from checker.result import BOUNDED_OK, PROVED, UNKNOWN
+from checker.smt import Encoding, bounds
+from checker.smt_prove import prove_deep, prove_inductive
+from checker.smt_run import check_spec_errors, encodings
+from checker.smt_solve import (
+    DEFAULT_DEPTH,
+    DEFAULT_SECONDS,
+    Budget,
+    Goal,
+    Outcome,
+    describe_params,
+    goals_of,
+)
+from checker.smt_unroll import Move, Unrolling, make_trace, witness
 from checker.spec import Spec, SpecError
-from checker.trace import TraceError, save
+from checker.trace import Trace, TraceError, save
 
 TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
 
@@ -209,6 +224,111 @@ def parse_query(text: str, flat: Flat) -> Expr:
     return Parser(text, flat).parse()
 
 
+@dataclass
+class Extremum:
+    """The largest value an expression takes over the reachable states (or runs <= depth)."""
+
+    value: int | None  # None: no value found before the solver gave up
+    verdict: str  # PROVED: value is the maximum over all reachable states; BOUNDED_OK: over
+    #               runs of at most `depth` steps; UNKNOWN: the search was cut short
+    depth: int  # steps covered by the bounded search
+    reason: str
+    trace: Trace | None = None  # a run reaching the value
+    detail: str = ""  # counterexample to induction when the bound was not proved
+
+
+def maximize(enc: Encoding, ind: Encoding, e: Expr, depth: int, prove: bool, seconds: float,
+             source: str, text: str) -> Extremum:
+    """Largest value of e over states reachable in <= depth steps, by BMC and search.
+
+    Per depth: is there a state above the best so far? then binary search between it and
+    the static upper bound. If every run ends within the depth, the value is exact; with
+    `prove`, `e <= value` is proved for all depths as an invariant (with the lemmas) over
+    the integer encoding `ind`.
+    """
+    budget = Budget(seconds)
+    v = enc.sum_expr(e)
+    static = bounds(e, enc.ranges)
+    u = Unrolling(enc)
+    best: int | None = None
+    best_run: tuple[list[tuple[int, ...]], list[Move], dict[str, int]] | None = None
+    best_k = 0
+    cut = ""
+    exhausted = False
+    reached = -1
+    for k in range(depth + 1):
+        if k > 0:
+            u.extend()
+            r = u.check(budget)
+            if r == z3.unsat:
+                exhausted = True
+                break
+            if r == z3.unknown:
+                cut = u.unknown
+                break
+        vk = enc.at(v, u.states[k])
+        r = u.check(budget) if best is None else u.check(budget, vk > best)
+        if r == z3.sat:
+            assert u.model is not None
+            lo = enc.value(u.model, vk)
+            best, best_k, best_run = lo, k, u.run(u.model, k)
+            hi = None if static is None else static[1]
+            step = 1
+            while hi is None or lo < hi:
+                target = lo + step if hi is None else (lo + hi + 1) // 2
+                r = u.check(budget, vk >= target)
+                if r == z3.unsat:
+                    hi = target - 1
+                elif r == z3.sat:
+                    assert u.model is not None
+                    lo = enc.value(u.model, vk)
+                    best, best_k, best_run = lo, k, u.run(u.model, k)
+                    step *= 2
+                else:
+                    break
+        if r == z3.unknown:
+            cut = u.unknown
+        if cut:
+            break
+        ce = enc.choices(f"err{k}")
+        check_spec_errors(enc, u, k, ce, [], budget)
+        reached = k
+    trace = None
+    if best_run is not None:
+        states, moves, params = best_run
+        trace = make_trace(enc.flat, source, states, moves, params, None, "query",
+                           f"max of {text} = {best}")
+        trace.witness = witness(enc.flat, e, states[-1])
+    symb = f", for all {describe_params(enc)}" if enc.symbolic else ""
+    if best is None:
+        return Extremum(None, UNKNOWN, max(reached, 0), f"solver gave up ({cut})")
+    if exhausted:
+        return Extremum(best, PROVED, u.depth - 1, f"every run ends within {u.depth - 1} steps: "
+                        f"the maximum over all reachable states{symb}", trace)
+    if cut:
+        return Extremum(best, UNKNOWN, max(reached, 0), f"largest value found in runs of at "
+                        f"most {max(reached, 0)} steps; the solver gave up ({cut})", trace)
+    out = Extremum(best, BOUNDED_OK, depth,
+                   f"maximum over runs of at most {depth} steps{symb}", trace)
+    if prove:
+        bound = Op("<=", (e, Const(best, e.sort)), "bool")
+        goal = Goal(f"{text} <= {best}", "invariant", "", ind.sum_bool(bound), e, bound)
+        lemmas = goals_of(ind, [], lemmas=True)
+        proved, ctis = prove_inductive(ind, [goal, *lemmas], seconds)
+        if goal.name in proved:
+            out.verdict = PROVED
+            out.reason = f"{goal.name} proved ({proved[goal.name].reason}); reached after " \
+                         f"{best_k} steps"
+            return out
+        o = prove_deep(ind, goal, [lm for lm in lemmas if lm.name in proved], Outcome(
+            BOUNDED_OK, depth, "bmc", out.reason), ctis.get(goal.name), Budget(seconds), source)
+        if o.verdict == PROVED:
+            out.verdict, out.reason = PROVED, f"{goal.name} proved ({o.reason})"
+        else:
+            out.reason, out.detail = o.reason, o.detail
+    return out
+
+
 def run_query(spec: Spec, source: str, text: str, *, minimize: bool = False,
               depth: int | None = None, prove: bool = False, symbolic: list[str] | None = None,
               max_seconds: float | None = None) -> Extremum:
@@ -216,9 +336,9 @@ def run_query(spec: Spec, source: str, text: str, *, minimize: bool = False,
     flat = instantiate(spec)
     e = parse_query(text, flat)
     goal = arith("-", 0, e) if minimize else e
-    enc = Encoding(flat, symbolic or [], extra=[goal])
+    enc, ind = encodings(flat, symbolic or [], extra=[goal])
     shown = f"-({text})" if minimize else text
-    res = maximize(enc, goal, DEFAULT_DEPTH if depth is None else depth, prove,
+    res = maximize(enc, ind, goal, DEFAULT_DEPTH if depth is None else depth, prove,
                    DEFAULT_SECONDS if max_seconds is None else max_seconds, source, shown)
     if minimize and res.value is not None:
         res.value = -res.value

@@ -370,17 +370,17 @@ class Translator:
                   memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef,
                                                                            z3.BoolRef]:
         is_and = e.op == "and"
-        pure = [self._t(a, s, ch, memo) for a in e.args if not reads_state(a)]
-        impure = [self._t(a, s, ch, memo) for a in e.args if reads_state(a)]
-        vals = [self._t(a, s, ch, memo)[0] for a in e.args]
-        value = z3.And(*vals) if is_and else z3.Or(*vals)
-        # short-circuit over the arguments that read state, in order
+        terms = [self._t(a, s, ch, memo) for a in e.args]
+        value = z3.And(*[v for v, _ in terms]) if is_and else z3.Or(*[v for v, _ in terms])
+        # the compiled code short-circuits left to right; arguments that read no state are
+        # folded first (choices are substituted), and a defined absorbing one decides it all
         wd: z3.BoolRef = z3.BoolVal(True)
-        for v, d in reversed(impure):
+        for v, d in reversed(terms):
             wd = z3.And(d, z3.Implies(v, wd) if is_and else z3.Implies(z3.Not(v), wd))
+        pure = [t for a, t in zip(e.args, terms, strict=True) if not reads_state(a)]
         if pure:
-            decided = z3.Or(*[z3.Not(v) if is_and else v for v, _ in pure])
-            wd = z3.And(*[d for _, d in pure], z3.Or(decided, wd))
+            decided = z3.Or(*[z3.And(d, z3.Not(v) if is_and else v) for v, d in pure])
+            wd = z3.Or(decided, wd)
         return value, wd
 
 
@@ -451,7 +451,7 @@ class Encoding:
         self.num = Numbers(width)
         self.symbolic: dict[str, z3.ExprRef] = {n: z3.Const(n, self.num.sort(INT)) for n in sym}
         self.tr = Translator(self.symbolic, self.num)
-        self.act_width = max(1, len(self.prepared).bit_length())
+        self.act_width = (len(self.prepared) + 1).bit_length()  # holds the stutter bound
         self.s = self.state("s")
         self.c = self.choices("c")
         self.act = self.act_var("act")
@@ -566,14 +566,26 @@ class Encoding:
         out.update(statics)
         return out
 
-    def trans(self) -> z3.BoolRef:
-        """Template T(s, c, act, s'): one transition fires, guard true, no spec error."""
+    @property
+    def stutter(self) -> int:
+        """The act value of a stuttering step (s' = s), used for "within k steps" runs."""
+        return len(self.prepared)
+
+    def act_range(self, act: z3.ExprRef, stutter: bool = False) -> z3.BoolRef:
+        n = len(self.prepared) + (1 if stutter else 0)
+        return z3.ULT(act, n) if self.num.bv else z3.And(act >= 0, act < n)
+
+    def trans(self, stutter: bool = False) -> z3.BoolRef:
+        """Template T(s, c, act, s'): one transition fires, guard true, no spec error.
+
+        With stutter, act may also be `self.stutter`: nothing changes."""
+        return z3.And(self.act_range(self.act, stutter), self._step())
+
+    def _step(self) -> z3.BoolRef:
         if self._trans is None:
             s, c, act = self.s, self.c, self.act
             nxt: list[z3.ExprRef] = list(s)
-            n = len(self.prepared)
-            parts = [z3.ULT(act, n) if self.num.bv else z3.And(act >= 0, act < n),
-                     self.choice_domain(c)]
+            parts = [self.choice_domain(c)]
             for p in reversed(self.prepared):
                 t = p.t
                 g = self.tr.value(p.guard, s, c)
@@ -681,8 +693,11 @@ class Encoding:
             shown[ch.name] = ch.type.show(v)
         return raw, shown
 
+    def act_value(self, m: z3.ModelRef, act: z3.ExprRef) -> int:
+        return as_int(m.eval(act, model_completion=True))
+
     def decode_act(self, m: z3.ModelRef, act: z3.ExprRef) -> Transition:
-        return self.flat.transitions[as_int(m.eval(act, model_completion=True))]
+        return self.flat.transitions[self.act_value(m, act)]
 
     def explain_error(self, m: z3.ModelRef, s: State, c: Choices) -> Failure:
         """Which transition raises in the model's state, worded like the explicit engine."""

@@ -14,11 +14,14 @@ Processes:
 - `walker` (`readers` instances): ptep_get_lockless without the PTL (GUP-fast,
   handle_pte_fault's first read).
 - `mmu` (daemon): the hardware agent with FEAT_HAFDBS and one TLB (model/tlb.py): walks
-  set PTE_AF, writes to DBM entries clear PTE_RDONLY, TLB entries stay until a TLBI or an
-  eviction.
+  set PTE_AF, a store through a clean DBM entry clears PTE_RDONLY on the accessed page's
+  descriptor, a store through a cached writable entry updates no descriptor; TLB entries
+  (page or block, with the permission they cache) stay until a TLBI or an eviction.
 
-Every step does at most one PTE access; its label is the `Point.site` model/contpte.py
-yields at that access, so traces replay on the model (specs/contpte_replay.py).
+Every step does at most one PTE access or TLB flush, except that a cmpxchg loop is one
+atomic step (a failed cmpxchg changes nothing and the loop retries on the fresh value).
+Step labels are the `Point.site`s model/contpte.py yields at its accesses, so traces
+replay on the model (specs/contpte_replay.py).
 
 Ghost state: the plain page table core-mm believes in (a_present/a_write/a_young/a_dirty,
 model/pagetable.py), updated at the atomic step that makes a change visible (the write of

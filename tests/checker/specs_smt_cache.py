@@ -3,8 +3,9 @@
 A miniature of the vfio locked_vm cache pattern: threads loop forever, refilling a local
 cache by charging `cache` pages to `locked`, pinning a nondeterministic number of cached
 pages, and unpinning them. In variant `split` the uncharge comes one step after the unpin,
-so `exact` breaks transiently while `overaccount` still holds. The loop never ends, so only induction or Spacer can prove
-properties for all depths; `cache` is a constant the SMT engine may leave symbolic.
+so `exact` breaks transiently while `overaccount` still holds. The loop never ends, so
+only induction or Spacer can prove properties for all depths; `cache` is a constant the
+SMT engine may leave symbolic.
 """
 
 from checker.expr import Int, Sum

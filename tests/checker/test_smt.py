@@ -17,7 +17,9 @@ from checker.query import main as query_main
 from checker.result import BOUNDED_OK, PROVED, UNKNOWN, VIOLATED
 from checker.run import check
 from checker.smt import Encoding
-from checker.smt_run import check_smt, goals_of, prove_inductive
+from checker.smt_prove import prove_inductive
+from checker.smt_run import check_smt
+from checker.smt_solve import goals_of
 from checker.spec import Choice, Spec, SpecBuilder, SpecError
 from checker.trace import encode_state, load, replay_on_spec
 

@@ -33,7 +33,9 @@ from checker.load import load_module
 from checker.result import BOUNDED_OK, PASS, PROVED, UNKNOWN, VIOLATED
 from checker.run import check
 from checker.smt import Encoding
-from checker.smt_run import Budget, Unrolling, bmc, check_smt
+from checker.smt_run import bmc, check_smt
+from checker.smt_solve import Budget
+from checker.smt_unroll import Unrolling
 from checker.spec import Choice, Spec, SpecBuilder
 
 HERE = Path(__file__).parent
@@ -107,12 +109,13 @@ def z3_exact(enc: Encoding, k: int) -> set[tuple[int, ...]]:
     return out
 
 
+@pytest.mark.parametrize("arith", ["int", "bv"])
 @pytest.mark.parametrize(("path", "params"), cases())
-def test_reachable_sets_equal_bfs_layers(path: Path, params: dict[str, Any]) -> None:
+def test_reachable_sets_equal_bfs_layers(path: Path, params: dict[str, Any], arith: str) -> None:
     spec = build(path, params)
     flat = instantiate(spec)
     compiled = compile_flat(flat)
-    enc = Encoding(flat)
+    enc = Encoding(flat, arith=arith)
     layers = bfs_layers(compiled)
     within: set[tuple[int, ...]] = set()
     for k in range(len(layers) + 1):
@@ -125,13 +128,15 @@ def test_reachable_sets_equal_bfs_layers(path: Path, params: dict[str, Any]) -> 
         assert within - before == (layers[k] if k < len(layers) else set()), f"layer {k}"
 
 
+@pytest.mark.parametrize("arith", ["int", "bv"])
 @pytest.mark.parametrize(("path", "params"), cases())
 def test_both_engines_give_the_same_verdicts(path: Path, params: dict[str, Any],
-                                             tmp_path: Path) -> None:
+                                             arith: str) -> None:
     spec = build(path, params)
     explicit = {r.property: r for r in check(spec, str(path)).results}
     layers = bfs_layers(compile_flat(instantiate(spec)))
-    smt = check_smt(spec, str(path), depth=len(layers), prove=True, max_seconds=60)
+    smt = check_smt(spec, str(path), depth=len(layers), prove=True, max_seconds=60,
+                    arith=arith)
     by_name = {r.property: r for r in smt}
     assert set(explicit) <= set(by_name)
     for name, e in explicit.items():
@@ -246,11 +251,11 @@ def first_error_depth(compiled: Compiled) -> tuple[int | None, int]:
     return None, depth
 
 
-def _check_random(spec: Spec) -> None:
+def _check_random(spec: Spec, arith: str) -> None:
     flat = instantiate(spec)
     compiled = compile_flat(flat)
     err_depth, n_layers = first_error_depth(compiled)
-    enc = Encoding(flat)
+    enc = Encoding(flat, arith=arith)
     if err_depth is not None:
         event("spec error")
         if err_depth > 0:
@@ -259,7 +264,8 @@ def _check_random(spec: Spec) -> None:
             bmc(enc, [], err_depth, Budget(60), "random")
         return
     explicit = {r.property: r for r in check(spec, "random").results}
-    smt = {r.property: r for r in check_smt(spec, "random", depth=n_layers, max_seconds=60)}
+    smt = {r.property: r for r in check_smt(spec, "random", depth=n_layers, max_seconds=60,
+                                            arith=arith)}
     for name, e in explicit.items():
         r = smt[name]
         if e.verdict == VIOLATED:
@@ -278,13 +284,13 @@ def _check_random(spec: Spec) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_specs())
-def test_random_specs_agree(spec: Spec) -> None:
-    _check_random(spec)
+@given(random_specs(), st.sampled_from(["int", "bv"]))
+def test_random_specs_agree(spec: Spec, arith: str) -> None:
+    _check_random(spec, arith)
 
 
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_specs())
-def test_random_specs_agree_many(spec: Spec) -> None:
-    _check_random(spec)
+@given(random_specs(), st.sampled_from(["int", "bv"]))
+def test_random_specs_agree_many(spec: Spec, arith: str) -> None:
+    _check_random(spec, arith)

@@ -262,3 +262,16 @@ def test_batched_apis_avoid_unfolding_order9_folios() -> None:
     assert fork(0, batched=False).converts == 0
     assert fork(0, batched=True).reads < fork(0, batched=False).reads  # no re-read
     assert fault_pages(9, batched=True).converts == 32  # folding costs a convert per block
+
+
+def test_stores_through_a_writable_block_entry_update_no_other_descriptor() -> None:
+    """Why contpte_ptep_get gathers dirty: the block's TLB entry became writable when page 0
+    was dirtied; a store to page 5 through it leaves PTE 5 clean."""
+    h = Harness(ContPteMm(nr_ptes=16, cont_ptes=16))
+    h.run("cpu", OpRecord("map", 0, 16))
+    assert h.hw(0, True).outcome == "walk"
+    ev = h.hw(5, True)
+    assert ev.outcome == "hit" and ev.wrote and not ev.young
+    assert not L.pte_dirty(h.mm.words[5]) and L.pte_dirty(run(h.mm.ptep_get(5)))
+    assert h.plain.entries[5] is not None and h.plain.entries[5].dirty
+    assert not h.violations
