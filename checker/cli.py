@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                    "(checked; a false declaration is refused)")
     c.add_argument("--por", action="store_true",
                    help="explicit: partial-order reduction (docs/performance.md)")
+    c.add_argument("--slice", action="store_true",
+                   help="explicit: drop variables outside the checked properties' cone of "
+                   "influence (docs/performance.md)")
     c.add_argument("--workers", type=int, default=1, metavar="N",
                    help="explicit: explore with N processes (same result as 1)")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -186,8 +189,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             else:
                 checked = check(spec, mod.source, args.property, limits, prog,
                                 symmetry=args.symmetry, por=args.por,
-                                workers=args.workers)
-                if args.symmetry or args.por:
+                                workers=args.workers, slice=args.slice)
+                if args.symmetry or args.por or args.slice:
                     print(f"{prog.label}: {checked.exploration.reductions.describe()}",
                           file=sys.stderr)
                 prog.done()

@@ -34,6 +34,7 @@ from checker.compile import Compiled
 
 if TYPE_CHECKING:
     from checker.por import PorPlan
+    from checker.slicing import Slice
     from checker.symmetry import Symmetry
 
 CHECK_EVERY = 4096
@@ -70,13 +71,17 @@ class Reductions:
 
     symmetry: Symmetry | None = None
     por: PorPlan | None = None
+    slice: Slice | None = None
 
     @property
     def active(self) -> bool:
-        return bool((self.symmetry and self.symmetry.active) or (self.por and self.por.active))
+        return bool((self.symmetry and self.symmetry.active) or (self.por and self.por.active)
+                    or (self.slice and self.slice.active))
 
     def describe(self) -> str:
         parts = []
+        if self.slice is not None:
+            parts.append(self.slice.describe())
         if self.symmetry is not None:
             parts.append(self.symmetry.describe())
         if self.por is not None:
@@ -85,14 +90,24 @@ class Reductions:
 
 
 def make_reductions(compiled: Compiled, properties: list[str] | None, *, symmetry: bool,
-                    por: bool, lock_order: bool = False) -> Reductions:
+                    por: bool, lock_order: bool = False, slice: bool = False) -> Reductions:
     """The reductions asked for, verified for this spec and these properties.
 
     Symmetry uses the spec's declared groups (`SymmetryError` if a declaration is false);
-    POR is switched off, with a note, when a lock-order property needs every state.
+    POR and slicing are switched off, with a note, when a lock-order property needs every
+    state. With slicing, symmetry and POR are decided on the sliced spec.
     """
     sym = None
     plan = None
+    sl = None
+    if slice:
+        from checker.slicing import Slice, slice_spec
+
+        if lock_order:
+            sl = Slice([], [], compiled)
+        else:
+            sl = slice_spec(compiled, properties)
+            compiled = sl.compiled
     if symmetry:
         from checker.symmetry import Symmetry, analyse
 
@@ -109,7 +124,7 @@ def make_reductions(compiled: Compiled, properties: list[str] | None, *, symmetr
                            notes=["off: the lock-order analysis needs every state"])
         else:
             plan = por_plan(compiled, properties)
-    return Reductions(sym, plan)
+    return Reductions(sym, plan, sl)
 
 
 class StateCodec:
@@ -301,12 +316,21 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
     """
     limits = limits or Limits()
     reductions = reductions or Reductions()
+    sl = reductions.slice
+    target = sl.compiled if sl is not None and sl.active else compiled
     if workers > 1:
         from checker.parallel import explore_parallel
 
-        return explore_parallel(compiled, properties, limits, progress, stop_when_all_violated,
-                                reductions, workers)
-    return _explore(compiled, properties, limits, progress, stop_when_all_violated, reductions)
+        ex = explore_parallel(target, properties, limits, progress, stop_when_all_violated,
+                              reductions, workers)
+    else:
+        ex = _explore(target, properties, limits, progress, stop_when_all_violated, reductions)
+    if target is not compiled:
+        from checker.slicing import SlicedStates
+
+        ex.states = SlicedStates(ex.states, ex.parent, ex.action, compiled)
+        ex.compiled = compiled
+    return ex
 
 
 def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,

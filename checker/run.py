@@ -31,18 +31,21 @@ def expected_text(spec: Spec, prop: str) -> str | None:
 
 def check(spec: Spec, source: str, properties: list[str] | None = None,
           limits: Limits | None = None, progress: Progress | None = None, *,
-          symmetry: bool = False, por: bool = False, workers: int = 1) -> Checked:
+          symmetry: bool = False, por: bool = False, workers: int = 1,
+          slice: bool = False) -> Checked:
     """Explore a built spec once and judge every selected property.
 
-    `symmetry`/`por` switch on the reductions of checker.symmetry / checker.por (a false
-    symmetry declaration raises SymmetryError); `workers > 1` explores in parallel.
+    `symmetry`/`por`/`slice` switch on the reductions of checker.symmetry / checker.por /
+    checker.slicing (a false symmetry declaration raises SymmetryError); `workers > 1`
+    explores in parallel.
     """
     flat = instantiate(spec)
     compiled = compile_flat(flat)
     props = [p for p in spec.properties if properties is None or p.name in properties]
     names = [p.name for p in props if p.kind != "lock_order"]
     reductions = make_reductions(compiled, names, symmetry=symmetry, por=por,
-                                 lock_order=any(p.kind == "lock_order" for p in props))
+                                 lock_order=any(p.kind == "lock_order" for p in props),
+                                 slice=slice)
     ex = explore(compiled, names, limits or Limits(), progress, reductions=reductions,
                  workers=workers)
     st = ex.stats
@@ -61,7 +64,7 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
                 r.detail = describe_deadlock(ex, sid)
         elif not ex.complete:
             r.verdict, r.reason = INCOMPLETE, ex.stop_reason
-        if symmetry or por or workers > 1:
+        if symmetry or por or slice or workers > 1:
             r.extra["reductions"] = reductions.describe()
             r.extra["workers"] = ex.workers
         results.append(r)
