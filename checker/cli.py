@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmcheck: interrupted", file=sys.stderr)
         return 3
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # reader went away
+        return 0
 
 
 def _extension(verb: str, argv: list[str]) -> int:
