@@ -145,6 +145,8 @@ class Ctx:
     clock: Callable[[], int] = lambda: 0  # index of the scheduler step being executed
     rlimit_enomem: int = 0  # pins failed with RLIMIT_MEMLOCK's -ENOMEM
     pending_release: dict[int, int] = field(default_factory=dict)  # tid -> pages
+    # the spec's mmap_lock="rwsem" form: unpin_out's uncharge of drawn pages is a step
+    unpin_drawn_step: bool = False
 
     @property
     def step(self) -> int:
@@ -423,6 +425,8 @@ def vfio_pin_pages_remote(ctx: Ctx, t: Thread, dma: VfioDma, vaddr: int, npage: 
         vfio_batch_unpin(ctx, batch)
         if v.uncharge_drawn_on_error and drawn:
             # fixed/upfront: the unpinned pages give back what they drew.
+            if ctx.unpin_drawn_step:
+                yield Step("unpin_drawn")
             ctx.pending_release[t.tid] = drawn
             yield from vfio_lock_acct(ctx, t, dma, -drawn, False)
             ctx.pending_release[t.tid] = 0

@@ -16,7 +16,14 @@ step label, note, choice). From it this module derives
 - the faults: the steps where vfio_iommu_map fails, and the steps where a killable
   mmap_lock acquisition is contended (the ``-EINTR`` alternatives);
 - with ``granularity="batch"``, a step taking a run of ``na + nv`` pages becomes that many
-  iterations of the model's inner loop (normal pages first).
+  iterations of the model's inner loop (normal pages first);
+- with ``mmap_lock="rwsem"`` the spec splits every mmap_lock section ``L`` into the
+  acquisition at ``L`` (queueing, waking, -EINTR), the section at ``L_locked``, the release
+  at ``L_unlock`` and, after a killable acquisition failed, the -EINTR path at ``L_eintr``.
+  The model runs a section as one step that takes and drops the lock itself, so the
+  section (or the -EINTR path) is the model's step ``L`` and the acquisition and release
+  steps are not steps of the model; neither are the vCPU's page faults, whose only effect
+  is that a killable acquisition may have to wait, which the trace's -EINTR step says.
 
 ``replay(trace_like)`` runs it on ``model.vfio_run.VfioRun`` and returns the outcome.
 """
@@ -29,6 +36,7 @@ from typing import Any, Protocol
 from model.vfio_run import SIGKILL, Outcome, StepFaults, VfioConfig, VfioRun
 
 LOCK_STEPS = ("refill", "out", "unpin_remote", "release", "undo", "padata_undo", "finish")
+SECTIONS = ("gup", "unpin_drawn", *LOCK_STEPS)
 
 
 class StepLike(Protocol):
@@ -88,6 +96,33 @@ class _Batch:
     pinned: int
 
 
+@dataclass
+class _Relabelled:
+    process: str
+    label: str
+    note: str
+    choice: dict[str, Any]
+
+
+def _section_step(label: str, pre: dict[str, Any], post: dict[str, Any], i: int) -> str | None:
+    """mmap_lock="rwsem": the model step a spec step is, or None for lock-only steps."""
+    base, _, part = label.rpartition("_")
+    if part in ("locked", "eintr") and base in SECTIONS:
+        return base
+    if (part == "unlock" and base in SECTIONS) or label == "unpin_drawn":
+        return None  # (unpin_drawn at its own label: nothing drawn, no model step)
+    if label not in SECTIONS:
+        return label
+    to = _local(post, "pc", i)
+    try:
+        requeued = pre["mmap_lock_queue"][i] != post["mmap_lock_queue"][i]
+    except (KeyError, IndexError, TypeError):
+        raise ReplayError(f"the trace has no mmap_lock_queue[{i}]") from None
+    if to in (f"{label}_locked", f"{label}_eintr") or (to == label and requeued):
+        return None
+    return label  # nothing to charge: vfio_lock_acct returned without the lock
+
+
 def plan(trace: TraceLike) -> Plan:
     """Schedule, layout and faults of a trace (see the module docstring)."""
     prm = dict(trace.parameters)
@@ -106,11 +141,19 @@ def plan(trace: TraceLike) -> Plan:
         if free and 0 <= pos < pages:
             kinds[pos] = kind
 
+    rwsem = prm.get("mmap_lock", "atomic") == "rwsem"
     for k, step in enumerate(trace.steps):
         group, i = _instance(step.process)
+        if rwsem and group == "vcpu":
+            continue
         if group != "helper":
             raise ReplayError(f"step {k}: unknown process group {group!r}")
         pre, post = trace.states[k], trace.states[k + 1]
+        if rwsem:
+            label = _section_step(step.label, pre, post, i)
+            if label is None:
+                continue
+            step = _Relabelled(step.process, label, step.note, step.choice)
         if post.get("fatal") and not pre.get("fatal"):
             # the spec lets SIGKILL arrive with the first step it affects
             schedule.append(SIGKILL)
@@ -194,7 +237,7 @@ def plan(trace: TraceLike) -> Plan:
     config = VfioConfig(str(prm["variant"]) if "variant" in prm else "fixed",
                         int(prm["threads"]), int(prm["chunks"]), cp, int(prm["cache_pages"]),
                         int(prm["batch_pages"]), int(prm["limit_pages"]),
-                        int(prm["initial_locked"]), bool(prm["lock_cap"]), layout)
+                        int(prm["initial_locked"]), bool(prm["lock_cap"]), layout, rwsem)
     return Plan(config, schedule, labels, StepFaults(frozenset(map_fail), frozenset(contended)),
                 decided)
 
@@ -205,6 +248,6 @@ def replay(trace: TraceLike, variant: str | None = None) -> tuple[Plan, Outcome]
     if variant is not None:
         p.config = VfioConfig(variant, *[getattr(p.config, f) for f in (
             "threads", "chunks", "chunk_pages", "cache_pages", "batch_pages", "limit_pages",
-            "initial_locked", "lock_cap", "layout")])
+            "initial_locked", "lock_cap", "layout", "unpin_drawn_step")])
     run = VfioRun(p.config, p.faults)
     return p, run.run_steps(p.schedule, p.labels)

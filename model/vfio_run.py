@@ -45,6 +45,7 @@ class VfioConfig:
     initial_locked: int = 1
     lock_cap: bool = False
     layout: str = "NNNN"
+    unpin_drawn_step: bool = False  # see Ctx.unpin_drawn_step
 
     def validate(self) -> None:
         """ValueError naming the first bad field."""
@@ -138,7 +139,8 @@ class VfioRun:
         pfn_list = {p.index for p in self.mm.pages if p.kind is PageKind.PINNED}
         self.dma = VfioDma(0, 0, 0, caller, config.lock_cap, pfn_list)
         self.ctx = Ctx(variant(config.variant), self.mm, VfioIommu(), self.dma,
-                       config.cache_pages, config.batch_pages, faults or NoFaults())
+                       config.cache_pages, config.batch_pages, faults or NoFaults(),
+                       unpin_drawn_step=config.unpin_drawn_step)
         self.violated: dict[str, int] = {}
         self.result: list[int] = []
         self.sched = Scheduler({}, {SIGKILL: self._sigkill}, self._observe)

@@ -23,6 +23,10 @@ alternative):
   downgrade_write (p, label, *, kernel, goto, effects=None)`
 - `Mutex.mutex_lock / mutex_lock_killable / mutex_unlock`, `SpinLock.spin_lock / spin_unlock`
 
+The rwsem operations also take `guard` (a condition for starting the operation, e.g.
+"there is something to charge"; a queued waiter is committed and ignores it), and the
+killable ones `signal=Signal(possible, pending)` to say whom a fatal signal can reach.
+
 While a process waits it stays at `label` with no enabled alternative: a wait that never
 ends is a deadlock state for `s.deadlock_free()`, and `checker.lockdep` reads the lock
 annotations (`LockOp`) to print the wait-for cycle and the lockdep-style order report.
@@ -129,6 +133,20 @@ def _merge(where: str, *parts: Effects) -> dict[Expr, Any]:
                 raise ValueError(f"{where}: effect on {k!r} given twice")
             out[k] = v
     return out
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Who a fatal signal can reach, for the killable operations.
+
+    `possible`: the -EINTR alternative may be taken (a SIGKILL may be pending when the
+    process would start to wait); `pending`: one certainly is (then it cannot wait). The
+    defaults leave both outcomes open for everyone, as the kernel code alone does; a spec
+    narrows them, e.g. to the one thread a signal can reach.
+    """
+
+    possible: Expr = TRUE
+    pending: Expr = FALSE
 
 
 # ---------------------------------------------------------------- rw_semaphore
@@ -252,22 +270,25 @@ class RwSem:
     # -- read side ---------------------------------------------------------------------
 
     def down_read(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
-                  effects: Effects = None) -> None:
+                  effects: Effects = None, guard: Expr = TRUE) -> None:
         """down_read: TASK_UNINTERRUPTIBLE."""
-        self._down_read(p, label, kernel, goto, effects, None, None)
+        self._down_read(p, label, kernel, goto, effects, None, None, guard, Signal())
 
     def down_read_killable(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
                            on_eintr: str, effects: Effects = None,
-                           eintr_effects: Effects = None) -> None:
+                           eintr_effects: Effects = None, guard: Expr = TRUE,
+                           signal: Signal | None = None) -> None:
         """down_read_killable: -EINTR if a fatal signal is pending when it must wait."""
-        self._down_read(p, label, kernel, goto, effects, on_eintr, eintr_effects)
+        self._down_read(p, label, kernel, goto, effects, on_eintr, eintr_effects, guard,
+                        signal or Signal())
 
     def _down_read(self, p: ProcessBuilder, label: str, kernel: str, goto: str,
-                   effects: Effects, on_eintr: str | None, eintr_effects: Effects) -> None:
+                   effects: Effects, on_eintr: str | None, eintr_effects: Effects,
+                   guard: Expr, sig: Signal) -> None:
         o, pre = self.owners.index_of(p), self._pre()
         acq = (LockOp(self.name, "acquire", "read"),)
         granted, queued = _at(pre.granted, o), _at(pre.queue, o) > 0
-        fresh = ~granted & ~queued
+        fresh = ~granted & ~queued & guard
         no_writer = pre.writer == self.owners.none
         no_waiters = _all(q == 0 for q in pre.queue)
         no_readers = _all(r == 0 for r in pre.readers)
@@ -290,17 +311,18 @@ class RwSem:
         must_wait = fresh & ~fast & ~steal
         queued_st = self._enqueue(pre, o, False)
         p.step(label, f"{kernel} -> rwsem_down_read_slowpath: rwsem_add_waiter",
-               note="no fatal signal" if on_eintr else "queued", guard=must_wait,
+               note="no fatal signal" if on_eintr else "queued",
+               guard=must_wait & ~sig.pending if on_eintr else must_wait,
                effects=self._effects(queued_st), goto=label)
         if on_eintr is None:
             return
         p.step(label, f"{kernel} -> rwsem_down_read_slowpath: out_nolock, -EINTR",
-               note="fatal signal pending", guard=must_wait, effects=eintr_effects,
-               goto=on_eintr)
+               note="fatal signal pending", guard=must_wait & sig.possible,
+               effects=eintr_effects, goto=on_eintr)
         if self.signal_while_waiting:
             st = self._dequeue(pre, o)
             p.step(label, f"{kernel} -> rwsem_down_read_slowpath: out_nolock, -EINTR",
-                   note="killed while waiting", guard=queued & ~granted,
+                   note="killed while waiting", guard=queued & ~granted & sig.possible,
                    effects=_merge(where, self._effects(st), eintr_effects), goto=on_eintr)
 
     def down_read_trylock(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
@@ -316,7 +338,7 @@ class RwSem:
                goto=on_fail)
 
     def up_read(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
-                effects: Effects = None) -> None:
+                effects: Effects = None, guard: Expr = TRUE) -> None:
         """up_read: the last reader out wakes the wait list (rwsem_wake)."""
         o, pre = self.owners.index_of(p), self._pre()
         rs = tuple(ite(o == x, r - 1, r) for x, r in enumerate(pre.readers))
@@ -324,29 +346,32 @@ class RwSem:
         # rwsem_wake runs only when the count drops to "waiters, no lock holders".
         st = _pick(self._free(after), self._mark_wake(after, read_owned=False), after)
         held = (_at(pre.readers, o) - ite(_at(pre.granted, o), _ONE, _ZERO)) > 0
-        p.step(label, f"{kernel} -> up_read", guard=held,
+        p.step(label, f"{kernel} -> up_read", guard=held & guard,
                effects=_merge(f"{self.name}: up_read", self._effects(st), effects), goto=goto,
                locks=(LockOp(self.name, "release", "read"),))
 
     # -- write side --------------------------------------------------------------------
 
     def down_write(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
-                   effects: Effects = None) -> None:
+                   effects: Effects = None, guard: Expr = TRUE) -> None:
         """down_write: TASK_UNINTERRUPTIBLE."""
-        self._down_write(p, label, kernel, goto, effects, None, None)
+        self._down_write(p, label, kernel, goto, effects, None, None, guard, Signal())
 
     def down_write_killable(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
                             on_eintr: str, effects: Effects = None,
-                            eintr_effects: Effects = None) -> None:
+                            eintr_effects: Effects = None, guard: Expr = TRUE,
+                            signal: Signal | None = None) -> None:
         """down_write_killable: -EINTR if a fatal signal is pending when it must wait."""
-        self._down_write(p, label, kernel, goto, effects, on_eintr, eintr_effects)
+        self._down_write(p, label, kernel, goto, effects, on_eintr, eintr_effects, guard,
+                         signal or Signal())
 
     def _down_write(self, p: ProcessBuilder, label: str, kernel: str, goto: str,
-                    effects: Effects, on_eintr: str | None, eintr_effects: Effects) -> None:
+                    effects: Effects, on_eintr: str | None, eintr_effects: Effects,
+                    guard: Expr, sig: Signal) -> None:
         o, me, pre = self.owners.index_of(p), self.owners.enum_of(p), self._pre()
         acq = (LockOp(self.name, "acquire", "write"),)
         queue_o = _at(pre.queue, o)
-        fresh = queue_o == 0
+        fresh = (queue_o == 0) & guard
         free = self._free(pre)
         no_waiters = _all(q == 0 for q in pre.queue)
         where = f"{self.name}: down_write at {p.name}.{label}"
@@ -367,19 +392,21 @@ class RwSem:
         # smaller expressions. On an empty list or under a writer it changes nothing.
         woke = self._mark_wake(pre, read_owned=False)
         p.step(label, f"{kernel} -> rwsem_down_write_slowpath: rwsem_add_waiter",
-               note="no fatal signal" if on_eintr else "queued", guard=fresh & ~free,
+               note="no fatal signal" if on_eintr else "queued",
+               guard=fresh & ~free & ~sig.pending if on_eintr else fresh & ~free,
                effects=self._effects(self._enqueue(woke, o, True)), goto=label)
         if on_eintr is None:
             return
         # Queue, wake readers ahead, then out_nolock: dequeue and rwsem_mark_wake(ANY) on
         # the list without this writer. Net effect: the reader grant of the wakeup alone.
         p.step(label, f"{kernel} -> rwsem_down_write_slowpath: out_nolock, -EINTR",
-               note="fatal signal pending", guard=fresh & ~free,
+               note="fatal signal pending", guard=fresh & ~free & sig.possible,
                effects=_merge(where, self._effects(woke), eintr_effects), goto=on_eintr)
         if self.signal_while_waiting:
             killed = self._mark_wake(self._dequeue(pre, o), read_owned=False)
             p.step(label, f"{kernel} -> rwsem_down_write_slowpath: out_nolock, -EINTR",
-                   note="killed while waiting", guard=(queue_o > 0) & ~((queue_o == 1) & free),
+                   note="killed while waiting",
+                   guard=(queue_o > 0) & ~((queue_o == 1) & free) & sig.possible,
                    effects=_merge(where, self._effects(killed), eintr_effects), goto=on_eintr)
 
     def down_write_trylock(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
@@ -396,11 +423,11 @@ class RwSem:
                goto=on_fail)
 
     def up_write(self, p: ProcessBuilder, label: str, *, kernel: str, goto: str,
-                 effects: Effects = None) -> None:
+                 effects: Effects = None, guard: Expr = TRUE) -> None:
         """up_write: clear the owner, wake the wait list."""
         pre = self._pre()
         st = self._mark_wake(replace(pre, writer=self.owners.none), read_owned=False)
-        p.step(label, f"{kernel} -> up_write", guard=self.held_write(p),
+        p.step(label, f"{kernel} -> up_write", guard=self.held_write(p) & guard,
                effects=_merge(f"{self.name}: up_write", self._effects(st), effects), goto=goto,
                locks=(LockOp(self.name, "release", "write"),))
 
@@ -549,4 +576,4 @@ def lock_properties(s: SpecBuilder) -> None:
     s.deadlock_free("no_deadlock")
 
 
-__all__ = ["Mutex", "Owners", "RwSem", "SpinLock", "lock_properties"]
+__all__ = ["Mutex", "Owners", "RwSem", "Signal", "SpinLock", "lock_properties"]

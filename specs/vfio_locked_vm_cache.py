@@ -35,12 +35,15 @@ reserved/PFNMAP, ``P`` already pinned through the mdev interface (vfio_find_vpfn
 it), ``F`` faulting address; ``reserved``/``pinned``/``efault`` allow those kinds for
 ``"*"`` pages; ``fatal_signal`` lets SIGKILL reach the caller (it is taken to arrive with
 the first step it affects: a killable mmap_lock acquisition that has to wait, or a GUP);
-``iommu_fail`` lets any vfio_iommu_map fail; ``granularity``: ``"page"`` (one iteration
+``iommu_fail`` lets any vfio_iommu_map fail; ``mmap_lock``: ``"atomic"`` sections or the
+``"rwsem"`` component (see ABSTRACTIONS); ``granularity``: ``"page"`` (one iteration
 of vfio_pin_pages_remote's inner loop per step) or ``"batch"`` (a step takes any run of
 the batch's pages; no page index is in the state either way, so the SMT engine can use
-real sizes). The defaults (2 threads, 2 chunks of 2 pages, cache 1, batch 2, limit 4,
-initial 1) switch every page kind and every fault on, and 4 pages against a headroom of 3
-make -ENOMEM reachable; every step alternative is taken at the defaults
+real sizes; ``cache_pages``, ``limit_pages`` and ``initial_locked`` are spec constants that
+``--engine smt --symbolic`` may leave free over ranges covering every value). The
+defaults (2 threads, 2 chunks of 2 pages, cache 1, batch 2, limit 4, initial 1) switch
+every page kind and every fault on, and 4 pages against a headroom of 3 make -ENOMEM
+reachable; every step alternative is taken at the defaults
 (tests/specs/test_vfio_locked_vm_cache.py checks this).
 
 PROPERTIES.
@@ -63,8 +66,9 @@ PROPERTIES.
   It is *not* a bound on pinned memory: upstream pins a batch before charging it, so
   pinned-but-uncharged pages may exist beyond the limit until the charge fails and they
   are unpinned.
-- ``no_deadlock``: no state where a thread cannot move (the only wait modelled is the
-  caller's wait_for_completion; mmap_lock sections are atomic steps).
+- ``no_deadlock``: no state where a thread cannot move (the caller's wait_for_completion;
+  with ``mmap_lock="rwsem"`` also every mmap_lock wait).
+- ``no_lock_inversion`` (``mmap_lock="rwsem"`` only): lockdep's order graph has no cycle.
 
 EXPECTED VERDICTS (gate = defaults; ``GATE_VIOLATIONS`` below also covers the two
 configurations docs/vfio.md uses; elsewhere only ``ALWAYS_HOLD`` is claimed):
@@ -137,9 +141,14 @@ ABSTRACTIONS (why they hide no violation of these properties).
   check is its own step. A killable writer acquisition fails with -EINTR only when it
   must wait with SIGKILL pending; any mmap_lock user of the process (a vCPU fault) can
   make it wait, so with SIGKILL pending both outcomes are explored.
-  The rw_semaphore component of specs/rwsem.py is therefore not used here: these
-  sections never nest and never wait for each other, so queueing order cannot change
-  locked_vm, and the model (model/vfio.py) runs them on the rwsem twin.
+  ``mmap_lock="rwsem"`` checks this instead of assuming it: every section runs on the
+  rw_semaphore component of specs/rwsem.py (acquire at L, the section at L_locked, release
+  at L_unlock, the -EINTR path at L_eintr), a vCPU thread's page faults hold the reader
+  side whenever they like (the contention that makes a killable acquisition fail), and
+  ``no_lock_inversion`` joins the properties. Verdicts are the same
+  (tests/specs/test_vfio_rwsem.py); there, fixed/upfront's uncharge of drawn pages in
+  unpin_out is its own writer section (``unpin_drawn``), as in the kernel, instead of
+  part of the failing step.
 - Thread-local code between shared accesses runs inside the preceding step (local
   actions commute with every other thread's). vfio_iommu_map belongs to ``out``.
 - pfns are consecutive, so a run ends exactly where reserved-ness changes; a physical
@@ -164,20 +173,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.expr import (
+    FALSE,
     INT,
+    TRUE,
     Bool,
     Const,
     Enum,
     Expr,
     Int,
+    Max,
     Min,
     Not,
     Or,
     Sum,
     ite,
 )
-from checker.spec import Choice, Spec, SpecBuilder, SpecError, specification
+from checker.spec import Choice, ProcessBuilder, Spec, SpecBuilder, SpecError, specification
 from model.vfio_variants import SHARED, THREAD, VARIANTS, Variant
+from specs.rwsem import RwSem, Signal
 
 OK, EFAULT, ENOMEM, EINTR, EIOMMU = "ok", "EFAULT", "ENOMEM", "EINTR", "EIOMMU"
 ERRNO = Enum("errno", OK, EFAULT, ENOMEM, EINTR, EIOMMU)
@@ -194,6 +207,28 @@ def _head(kind: str) -> Const:
 
 Effects = dict[Expr, Any]
 Branch = tuple[Any, Effects, str]  # (condition on the post-state, extra effects, goto)
+
+# mmap_lock="rwsem": the mmap_lock sections, the side each holds, and the continuations a
+# section's release may go on to (the local ``resume``).
+SECTION_LOCKS = {"gup": "read", "refill": "write", "out": "write", "unpin_remote": "write",
+                 "release": "write", "undo": "write", "padata_undo": "write",
+                 "finish": "write", "unpin_drawn": "write"}
+RESUME = Enum("resume", "none", "helper", "wait", "done", "refill", "gup", "page", "out",
+              "unpin_remote", "release", "undo", "padata_undo", "finish", "unpin_drawn")
+
+
+@dataclass
+class _Alt:
+    """A section's step alternative, kept until ``_Builder.sections`` places it."""
+
+    kernel: str
+    guard: Any
+    effects: dict[Expr, Any]
+    goto: str
+    note: str
+    choose: tuple[Choice, ...]
+    locked: Any  # True: under mmap_lock; False: no lock; an Expr: under it when true
+    eintr: bool  # the path after a killable acquisition returned -EINTR
 
 
 def _replay(trace: Any, spec: Spec) -> Any:
@@ -229,6 +264,7 @@ class _Params:
     fatal_signal: bool
     iommu_fail: bool
     granularity: str
+    mmap_lock: str  # "atomic" sections or the "rwsem" component
 
     @property
     def pages(self) -> int:
@@ -260,6 +296,8 @@ def _check(p: _Params) -> None:
         raise SpecError(where, "limit_pages and initial_locked must be non-negative")
     if p.granularity not in ("page", "batch"):
         raise SpecError(where, f"granularity must be 'page' or 'batch', got {p.granularity!r}")
+    if p.mmap_lock not in ("atomic", "rwsem"):
+        raise SpecError(where, f"mmap_lock must be 'atomic' or 'rwsem', got {p.mmap_lock!r}")
     if p.granularity == "batch" and not p.free:
         raise SpecError(where, "granularity=batch needs layout='*' (a step takes a run of "
                         "pages without naming them)")
@@ -278,14 +316,14 @@ def build(variant: str = "seed", threads: int = 2, chunks: int = 2, chunk_pages:
           initial_locked: int = 1, lock_cap: bool = False, layout: str = "*",
           reserved: bool = True, pinned: bool = True, efault: bool = True,
           fatal_signal: bool = True, iommu_fail: bool = True,
-          granularity: str = "page") -> Spec:
+          granularity: str = "page", mmap_lock: str = "atomic") -> Spec:
     """VFIO MAP_DMA on padata helpers with the RFC 08 locked_vm cache, four variants."""
     if variant not in VARIANTS:
         raise SpecError("spec vfio_locked_vm_cache",
                         f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
     p = _Params(VARIANTS[variant], threads, chunks, chunk_pages, cache_pages, batch_pages,
                 limit_pages, initial_locked, lock_cap, layout, reserved, pinned, efault,
-                fatal_signal, iommu_fail, granularity)
+                fatal_signal, iommu_fail, granularity, mmap_lock)
     _check(p)
     parameters = {
         "variant": variant, "threads": threads, "chunks": chunks, "chunk_pages": chunk_pages,
@@ -293,6 +331,7 @@ def build(variant: str = "seed", threads: int = 2, chunks: int = 2, chunk_pages:
         "initial_locked": initial_locked, "lock_cap": lock_cap, "layout": layout,
         "reserved": reserved, "pinned": pinned, "efault": efault,
         "fatal_signal": fatal_signal, "iommu_fail": iommu_fail, "granularity": granularity,
+        "mmap_lock": mmap_lock,
     }
     s = SpecBuilder("vfio_locked_vm_cache", __doc__ or "", parameters=parameters,
                     variant=variant)
@@ -311,10 +350,21 @@ class _Builder:
         C = s.index("chunk", p.chunks)
         self.T, self.C = T, C
         pages, cp = p.pages, p.cp
-        cache_hi = max(p.cache, cp)
-        lo = p.initial - pages
-        hi = max(p.limit, p.initial) + 2 * pages + p.threads * cache_hi
-        self.locked_vm = s.var("locked_vm", Int(min(lo, 0), hi), init=p.initial,
+        # Spec constants (--symbolic cache_pages,limit_pages,initial_locked for the SMT
+        # engine). Their ranges cover every value: a cache above the mapping behaves like
+        # one of its size (every refill is min(unmapped or mapping, cache)) and only
+        # loosens the bound threads x cache; only limit - initial decides a charge, and a
+        # headroom below -pages or above what locked_vm can reach behaves like the range's
+        # end, so [0, initial_hi] x [0, limit_hi] gives every headroom its behaviour.
+        cache_hi = max(p.cache, pages)
+        initial_hi = max(p.initial, 2 * pages)
+        limit_hi = max(p.limit, initial_hi + 2 * pages + p.threads * cache_hi)
+        self.cache_c = s.const("cache_pages", p.cache, 1, cache_hi)
+        self.limit_c = s.const("limit_pages", p.limit, 0, limit_hi)
+        self.initial_c = s.const("initial_locked", p.initial, 0, initial_hi)
+        lo = -pages
+        hi = limit_hi + 2 * pages + p.threads * cache_hi
+        self.locked_vm = s.var("locked_vm", Int(lo, hi), init=self.initial_c,
                                doc="mm->locked_vm")
         self.acc_pinned = s.var("acc_pinned", Int(0, pages), init=0,
                                 doc="normal pages this MAP_DMA holds pinned")
@@ -335,7 +385,7 @@ class _Builder:
                                doc="already-pinned pages of a completed chunk")
         self.failed_chunk = s.array("failed", C, Bool(), init=False,
                                     doc="padata's failed_works: chunks whose thread_fn failed")
-        self.pool = s.var("pool", Int(0, p.cache), init=0,
+        self.pool = s.var("pool", Int(0, cache_hi), init=0,
                           doc="fixed: the job's shared locked_vm cache") \
             if v.cache == SHARED else None
 
@@ -365,6 +415,18 @@ class _Builder:
         self.is0 = h.self == 0
         # SIGKILL reaches only the caller; it is pending from the first step it affects
         self.killed = self.is0 & self.fatal
+        self.mm: RwSem | None = None
+        self.vcpu: ProcessBuilder | None = None
+        self.resume = None
+        self.alts: dict[str, list[_Alt]] = {}
+        if p.mmap_lock == "rwsem":
+            # where the thread goes on once it dropped mmap_lock
+            self.resume = h.local("resume", RESUME, init="none")
+            if p.fatal_signal:
+                self.vcpu = s.process("vcpu", 1, doc="a vCPU thread of the guest: its page "
+                                      "faults hold mmap_lock for read")
+            users = (h,) if self.vcpu is None else (h, self.vcpu)
+            self.mm = RwSem(s, "mmap_lock", users=users, doc="mm->mmap_lock")
 
     # ---------------------------------------------------------------- derived values
 
@@ -387,13 +449,14 @@ class _Builder:
         return self.failed_chunk[c]
 
     def step(self, label: str, kernel: str, guard: Any, effects: Effects, branches: list[Branch],
-             note: str = "", choose: tuple[Choice, ...] = ()) -> None:
+             note: str = "", choose: tuple[Choice, ...] = (), locked: Any = True,
+             eintr: bool = False) -> None:
         """One alternative per continuation branch (conditions on post-state values)."""
         for cond, extra, goto in branches:
             eff = dict(effects)
             eff.update(extra)
-            self.h.step(label, kernel, guard=guard & cond if cond is not True else guard,
-                        effects=eff, goto=goto, note=note, choose=choose)
+            self.emit(label, kernel, guard & cond if cond is not True else guard, eff, goto,
+                      note, choose, locked, eintr)
 
     # ---------------------------------------------------------------- continuations
 
@@ -452,7 +515,7 @@ class _Builder:
         if p.lock_cap:
             return {}
         need = self.need if self.need is not None else p.layout.count("N")
-        return {self.spurious: self.spurious | (p.initial + need <= p.limit)}
+        return {self.spurious: self.spurious | (self.initial_c + need <= self.limit_c)}
 
     def fail_call(self, ret: str) -> tuple[Effects, list[Branch]]:
         """unpin_out with ret < 0: drop every pin of the call and the batch; chunk fails."""
@@ -460,10 +523,15 @@ class _Builder:
         eff: Effects = {self.acc_pinned: self.acc_pinned - self.p_acc - self.bacc}
         eff.update(self.batch_clear())
         eff.update(self.call_reset())
-        if v.uncharge_drawn_on_error:
-            eff[self.locked_vm] = self.locked_vm - self.drawn
         if ret == ENOMEM:
             eff.update(self.enomem_effects())
+        if v.uncharge_drawn_on_error and self.mm is not None:
+            # rwsem form: the uncharge is its own vfio_lock_acct under the writer
+            del eff[self.drawn]
+            eff[self.ret] = ret
+            return eff, [(True, {}, "unpin_drawn")]
+        if v.uncharge_drawn_on_error:
+            eff[self.locked_vm] = self.locked_vm - self.drawn
         return eff, self.chunk_end(ret)
 
     # ---------------------------------------------------------------- build
@@ -477,12 +545,115 @@ class _Builder:
         self.unpin_remote_steps()
         if self.p.variant.cache == THREAD:
             self.release_steps()
+        if self.mm is not None and self.p.variant.uncharge_drawn_on_error:
+            self.unpin_drawn_steps()
         self.undo_steps()
         self.wait_steps()
         self.padata_undo_steps()
         if self.p.variant.cache == SHARED:
             self.finish_steps()
+        if self.mm is not None:
+            self.sections()
+        if self.vcpu is not None:
+            self.vcpu_steps()
         self.properties()
+
+    # mmap_lock="rwsem": sections on the rw_semaphore component ---------------------
+
+    def emit(self, label: str, kernel: str, guard: Any, effects: Effects, goto: str,
+             note: str = "", choose: tuple[Choice, ...] = (), locked: Any = True,
+             eintr: bool = False) -> None:
+        """One step alternative. With mmap_lock="rwsem" a section's alternatives are kept for
+        ``sections()``: ``locked`` says whether one runs under mmap_lock (True, False, or a
+        condition: then it may also run without it), ``eintr`` marks the path after the
+        section's killable acquisition returned -EINTR."""
+        if self.mm is None or label not in SECTION_LOCKS:
+            self.h.step(label, kernel, guard=guard, effects=effects, goto=goto, note=note,
+                        choose=choose)
+            return
+        self.alts.setdefault(label, []).append(
+            _Alt(kernel, guard, dict(effects), goto, note, choose, locked, eintr))
+
+    def section_kind(self, label: str) -> tuple[str, bool]:
+        """(acquisition, killable) of a section, as the kernel code takes mmap_lock."""
+        v = self.p.variant
+        if label == "gup":
+            return "vaddr_get_pfns: mmap_read_lock", False
+        if label == "refill" and v.cache == SHARED:
+            return "vfio_lock_cache_refill: mmap_write_lock_killable", True
+        if label in ("refill", "out") or (label != "finish" and v.killable_uncharge):
+            return "vfio_lock_acct: mmap_write_lock_killable", True
+        return "vfio_lock_acct: mmap_write_lock", False
+
+    def sections(self) -> None:
+        """Each section L: acquire at L, the section at L_locked, release at L_unlock.
+
+        An alternative with nothing to do under the lock (vfio_lock_acct with npage == 0
+        returns at once; fixed finds the shared cache already refilled) is a step at L. At
+        L_locked every alternative is enabled by its own guard again, so what the code
+        rechecks under the lock (fixed: did another helper refill meanwhile?) is rechecked.
+        The atomic form's -EINTR alternatives become the path at L_eintr after the
+        component's -EINTR (a SIGKILL pending when the acquisition would have to wait).
+        """
+        assert self.mm is not None and self.resume is not None
+        h, mm, p = self.h, self.mm, self.p
+        sig = Signal(possible=self.is0 if p.fatal_signal else FALSE, pending=self.killed)
+        for label, alts in self.alts.items():
+            write = SECTION_LOCKS[label] == "write"
+            acquire, killable = self.section_kind(label)
+            lockers = [a for a in alts if not a.eintr and a.locked is not False]
+            for a in alts:
+                if a.eintr or a.locked is True:
+                    continue
+                # (a queued waiter sleeps in the slowpath until it is granted the lock)
+                direct = a.guard if a.locked is False else a.guard & Not(a.locked)
+                direct = direct & Not(mm.waiting(h))
+                h.step(label, a.kernel, guard=direct, effects=a.effects, goto=a.goto,
+                       note=a.note if a.locked is False else f"{a.note} (without mmap_lock)",
+                       choose=a.choose)
+            if not lockers:
+                continue
+            # (a guard over a choice stands for "some value fits": GUP always answers)
+            needs = Or(*(TRUE if a.choose else a.guard if a.locked is True
+                         else a.guard & a.locked for a in lockers))
+            locked, unlock = f"{label}_locked", f"{label}_unlock"
+            if not write:
+                mm.down_read(h, label, kernel=acquire, goto=locked, guard=needs)
+            elif killable and any(a.eintr for a in alts):  # (no SIGKILL: it cannot fail)
+                mm.down_write_killable(h, label, kernel=acquire, goto=locked,
+                                       on_eintr=f"{label}_eintr", guard=needs, signal=sig)
+            else:
+                mm.down_write(h, label, kernel=acquire, goto=locked, guard=needs)
+            for a in lockers:
+                eff = dict(a.effects)
+                eff[self.resume] = a.goto
+                h.step(locked, a.kernel, guard=a.guard, effects=eff, goto=unlock, note=a.note,
+                       choose=a.choose)
+            for a in alts:
+                if a.eintr:
+                    h.step(f"{label}_eintr", a.kernel, guard=a.guard, effects=a.effects,
+                           goto=a.goto, note=a.note, choose=a.choose)
+            fn = acquire.split(":")[0]
+            for goto in dict.fromkeys(a.goto for a in lockers):
+                if write:
+                    mm.up_write(h, unlock, kernel=f"{fn}: mmap_write_unlock", goto=goto,
+                                effects={self.resume: "none"}, guard=self.resume == goto)
+                else:
+                    mm.up_read(h, unlock, kernel=f"{fn}: mmap_read_unlock", goto=goto,
+                               effects={self.resume: "none"}, guard=self.resume == goto)
+
+    def vcpu_steps(self) -> None:
+        """The vCPU: a guest page fault takes mmap_lock for read (a contended killable
+        acquisition is what lets SIGKILL make vfio_lock_acct fail); it may stop any time."""
+        assert self.mm is not None and self.vcpu is not None
+        g, mm = self.vcpu, self.mm
+        g.step("run", "kvm: vCPU enters the host on a guest page fault", goto="fault_lock",
+               note="guest page fault")
+        g.step("run", "kvm: the vCPU thread stops faulting", goto="done", note="stops")
+        mm.down_read(g, "fault_lock", kernel="hva_to_pfn_slow -> get_user_pages_unlocked: "
+                     "mmap_read_lock", goto="fault")
+        mm.up_read(g, "fault", kernel="hva_to_pfn_slow -> get_user_pages_unlocked: "
+                   "mmap_read_unlock", goto="run")
 
     # padata_mt_helper -------------------------------------------------------------
 
@@ -538,14 +709,16 @@ class _Builder:
         eintr_eff.update(self.batch_clear())
         if p.fatal_signal:
             # (fixed takes the lock only after seeing its shared cache still empty)
-            may = self.is0 & (self.pool == 0) if self.pool is not None else self.is0
+            # (rwsem: it saw the cache empty before it tried the lock)
+            may = self.is0 & (self.pool == 0) \
+                if self.pool is not None and self.mm is None else self.is0
             self.step("refill", "vfio_lock_acct: mmap_write_lock_killable -> -EINTR",
                       may, eintr_eff, self.chunk_end(EINTR),
-                      note="-EINTR: SIGKILL while mmap_lock is contended")
+                      note="-EINTR: SIGKILL while mmap_lock is contended", eintr=True)
         unmapped = p.cp - self.mapped
-        over = lambda n: Not(p.lock_cap) & (self.locked_vm + n > p.limit)  # noqa: E731
+        over = lambda n: Not(p.lock_cap) & (self.locked_vm + n > self.limit_c)  # noqa: E731
         if v.cache == THREAD and not v.refill_whole_chunk:
-            size = Min(unmapped, p.cache)
+            size = Min(unmapped, self.cache_c)
             kernel = "vfio_pin_map_dma_chunk: refill lock_cache: vfio_lock_acct(dma, " \
                      "min(unmapped, LOCKED_VM_CACHE_PAGES))"
             self.step("refill", kernel, Not(over(size)),
@@ -567,10 +740,10 @@ class _Builder:
                      "empty, charge min(CACHE, mapping size, headroom) under mmap_write_lock"
             self.step("refill", kernel, self.pool > 0, {}, self.loop_top(self.mapped, 0,
                                                                           self.bsize),
-                      note="another helper refilled it")
-            amount: Any = Const(min(p.cache, p.pages), INT)
+                      note="another helper refilled it", locked=self.pool == 0)
+            amount: Any = Min(self.cache_c, p.pages)
             if not p.lock_cap:
-                amount = Min(amount, p.limit - self.locked_vm)
+                amount = Min(amount, self.limit_c - self.locked_vm)
             self.step("refill", kernel, (self.pool == 0) & (amount > 0),
                       {self.locked_vm: self.locked_vm + amount, self.pool: amount},
                       self.loop_top(self.mapped, 0, self.bsize), note="charged")
@@ -698,7 +871,7 @@ class _Builder:
                 continue
             # granularity="batch" keeps the N alternatives that do not consume the page:
             # an -ENOMEM or an empty cache at the page after a run (consume_run)
-            limit_hit = Not(p.lock_cap) & (self.locked_vm + self.lock_acct + 1 > p.limit) \
+            limit_hit = Not(p.lock_cap) & (self.locked_vm + self.lock_acct + 1 > self.limit_c) \
                 if self.lock_acct is not None else None
             if v.cache == THREAD and not v.refill_whole_chunk:
                 assert self.cache is not None and limit_hit is not None
@@ -768,7 +941,8 @@ class _Builder:
             assert self.cache is not None and self.lock_acct is not None
             drawn = Min(self.cache, na)
             rest = na - drawn
-            fits = (rest == 0) | p.lock_cap | (self.locked_vm + self.lock_acct + rest <= p.limit)
+            fits = (rest == 0) | p.lock_cap | \
+                (self.locked_vm + self.lock_acct + rest <= self.limit_c)
             extra: Effects = {self.cache: self.cache - drawn, self.lock_acct: self.lock_acct + rest}
         elif v.has_cache:
             cache = self.pool if v.cache == SHARED else self.cache
@@ -777,7 +951,7 @@ class _Builder:
             extra = {cache: cache - na, self.drawn: self.drawn + na}
         else:
             assert self.lock_acct is not None
-            fits = p.lock_cap | (self.locked_vm + self.lock_acct + na <= p.limit)
+            fits = p.lock_cap | (self.locked_vm + self.lock_acct + na <= self.limit_c)
             extra = {self.lock_acct: self.lock_acct + na}
         self.consume(kernel, guard & fits, na, nv, extra, note, choose=(na_c, nv_c))
 
@@ -802,11 +976,13 @@ class _Builder:
         charges: list[tuple[Any, Effects, str]] = []
         if la is None:
             charges.append((True, {}, "nothing to charge"))
+            unlocked: list[Any] = [False]
         else:
-            over = Not(p.lock_cap) & (self.locked_vm + la > p.limit)
+            over = Not(p.lock_cap) & (self.locked_vm + la > self.limit_c)
             charges.append((la == 0, {}, "lock_acct == 0"))
             charges.append(((la > 0) & Not(over), {self.locked_vm: self.locked_vm + la},
                             "charged lock_acct"))
+            unlocked = [False, True]  # vfio_lock_acct(dma, 0) returns before the lock
             eff, br = self.fail_call(ENOMEM)
             self.step("out", kernel, (la > 0) & over, eff, br,
                       note="__account_locked_vm: -ENOMEM, goto unpin_out")
@@ -814,14 +990,15 @@ class _Builder:
                 eff, br = self.fail_call(EINTR)
                 eff[self.fatal] = True
                 self.step("out", kernel, (la > 0) & self.is0, eff, br,
-                          note="-EINTR: SIGKILL while mmap_lock is contended")
-        for cguard, ceff, cnote in charges:
+                          note="-EINTR: SIGKILL while mmap_lock is contended", eintr=True)
+        for (cguard, ceff, cnote), lk in zip(charges, unlocked, strict=True):
             base = dict(after_drop)
             base.update(ceff)
             if v.cache == SHARED:
                 # fixed: the call stopped at its first page on an empty cache
                 self.step("out", kernel, cguard & (self.pinned == 0), base,
-                          [(True, {}, "refill")], note=cnote + "; nothing pinned: refill")
+                          [(True, {}, "refill")], note=cnote + "; nothing pinned: refill",
+                          locked=lk)
             mapped = dict(base)
             mapped.update({self.mapped: self.mapped + self.pinned,
                            self.m_acc: self.m_acc + self.p_acc,
@@ -829,10 +1006,11 @@ class _Builder:
             cache_post = self.cache if self.cache is not None else 0
             self.step("out", kernel, cguard & (self.pinned > 0), mapped,
                       self.loop_top(self.mapped + self.pinned, cache_post, bsize_post),
-                      note=cnote + "; mapped")
+                      note=cnote + "; mapped", locked=lk)
             if p.iommu_fail:
                 self.step("out", kernel, cguard & (self.pinned > 0), base,
-                          [(True, {}, "unpin_remote")], note=cnote + "; vfio_iommu_map failed")
+                          [(True, {}, "unpin_remote")], note=cnote + "; vfio_iommu_map failed",
+                          locked=lk)
 
     def unpin_remote_steps(self) -> None:
         p, v = self.p, self.p.variant
@@ -845,12 +1023,13 @@ class _Builder:
         eff.update(self.call_reset())
         ok = dict(eff)
         ok[self.locked_vm] = self.locked_vm - self.p_acc
-        self.step("unpin_remote", kernel, True, ok, self.chunk_end(EIOMMU), note="uncharged")
+        self.step("unpin_remote", kernel, True, ok, self.chunk_end(EIOMMU), note="uncharged",
+                  locked=self.p_acc > 0)
         if p.fatal_signal and v.killable_uncharge:
             eff = dict(eff)
             eff[self.fatal] = True
             self.step("unpin_remote", kernel, self.is0 & (self.p_acc > 0), eff,
-                      self.chunk_end(EIOMMU), note="-EINTR: the uncharge is lost")
+                      self.chunk_end(EIOMMU), note="-EINTR: the uncharge is lost", eintr=True)
 
     def release_steps(self) -> None:
         p, v = self.p, self.p.variant
@@ -861,11 +1040,20 @@ class _Builder:
                        ((self.ret != OK) & (self.mapped > 0), {}, "undo"),
                        ((self.ret != OK) & (self.mapped == 0), {}, "helper")]
         self.step("release", kernel, True, {self.locked_vm: self.locked_vm - self.cache,
-                                            self.cache: 0}, nxt(), note="released")
+                                            self.cache: 0}, nxt(), note="released",
+                  locked=self.cache > 0)
         if p.fatal_signal and v.killable_uncharge:
             self.step("release", kernel, self.is0 & (self.cache > 0),
                       {self.cache: 0, self.fatal: True}, nxt(),
-                      note="-EINTR: the release is lost")
+                      note="-EINTR: the release is lost", eintr=True)
+
+    def unpin_drawn_steps(self) -> None:
+        """rwsem form, fixed/upfront: unpin_out gives back what the unpinned pages drew."""
+        kernel = "vfio_pin_pages_remote: unpin_out: vfio_lock_acct(dma, -drawn, false)"
+        for cond, _, goto in self.chunk_end(EFAULT):  # (every error continues alike)
+            self.emit("unpin_drawn", kernel, cond, {self.locked_vm: self.locked_vm - self.drawn,
+                                                    self.drawn: 0}, goto,
+                      note="the drawn pages uncharged", locked=self.drawn > 0)
 
     def undo_steps(self) -> None:
         p, v = self.p, self.p.variant
@@ -875,11 +1063,11 @@ class _Builder:
                         self.m_acc: 0, self.m_vp: 0}
         ok = dict(eff)
         ok[self.locked_vm] = self.locked_vm - release
-        self.h.step("undo", kernel, guard=True, effects=ok, goto="helper", note="uncharged")
+        self.emit("undo", kernel, TRUE, ok, "helper", note="uncharged", locked=release > 0)
         if p.fatal_signal and v.killable_uncharge:
             eff[self.fatal] = True
-            self.h.step("undo", kernel, guard=self.is0 & (release > 0), effects=eff,
-                        goto="helper", note="-EINTR: the uncharge is lost")
+            self.emit("undo", kernel, self.is0 & (release > 0), eff, "helper",
+                      note="-EINTR: the uncharge is lost", eintr=True)
 
     # the caller after its helper loop ---------------------------------------------
 
@@ -928,33 +1116,36 @@ class _Builder:
                 ok = dict(eff)
                 ok[self.locked_vm] = self.locked_vm - release
                 self.step("padata_undo", kernel, guard, ok, branches,
-                          note=f"chunks {u}..{e - 1} uncharged")
+                          note=f"chunks {u}..{e - 1} uncharged", locked=release > 0)
                 if p.fatal_signal and v.killable_uncharge:
                     eff[self.fatal] = True
                     self.step("padata_undo", kernel, guard & (release > 0), eff,
-                              branches, note=f"chunks {u}..{e - 1}: -EINTR, uncharge lost")
+                              branches, note=f"chunks {u}..{e - 1}: -EINTR, uncharge lost",
+                              eintr=True)
 
     def finish_steps(self) -> None:
         assert self.pool is not None
-        self.h.step("finish", "vfio_pin_map_dma (fixed): vfio_lock_acct(dma, -cache) releases "
-                    "the shared cache (mmap_write_lock)",
-                    guard=True, effects={self.locked_vm: self.locked_vm - self.pool, self.pool: 0},
-                    goto="done")
+        self.emit("finish", "vfio_pin_map_dma (fixed): vfio_lock_acct(dma, -cache) releases "
+                  "the shared cache (mmap_write_lock)", TRUE,
+                  {self.locked_vm: self.locked_vm - self.pool, self.pool: 0}, "done",
+                  locked=self.pool > 0)
 
     # properties -----------------------------------------------------------------------
 
     def properties(self) -> None:
         s, p = self.s, self.p
-        excess = self.locked_vm - p.initial - self.acc_pinned
+        excess = self.locked_vm - self.initial_c - self.acc_pinned
         s.final("no_leak", excess == 0,
                 "at the end locked_vm == initial + accountable pages still pinned")
-        s.invariant("overaccount_bound", excess <= p.threads * p.cache,
+        s.invariant("overaccount_bound", excess <= p.threads * self.cache_c,
                     "locked_vm - (initial + accountable pinned) <= threads x cache_pages")
         s.invariant("no_spurious_enomem", Not(self.spurious),
                     "no pin fails with -ENOMEM while every page that needs accounting fits")
-        s.invariant("rlimit", Or(p.lock_cap, self.locked_vm <= max(p.limit, p.initial)),
+        s.invariant("rlimit", Or(p.lock_cap, self.locked_vm <= Max(self.limit_c, self.initial_c)),
                     "unless CAP_IPC_LOCK, locked_vm <= max(RLIMIT_MEMLOCK, initial)")
         s.deadlock_free("no_deadlock")
+        if self.mm is not None:
+            s.lock_order("no_lock_inversion")
 
 
 NO_LEAK, BOUND, ENOMEM_OK, RLIMIT, DEADLOCK = (
@@ -1007,7 +1198,7 @@ def _expectations(s: SpecBuilder, p: _Params, parameters: dict[str, Any]) -> Non
 
     defaults = {k: v.default for k, v in inspect.signature(build).parameters.items()}
     key = frozenset((k, v) for k, v in parameters.items()
-                    if k not in ("variant", "granularity") and defaults[k] != v)
+                    if k not in ("variant", "granularity", "mmap_lock") and defaults[k] != v)
     name = p.variant.name
     if key in GATE_VIOLATIONS:
         s.expect_violated(*GATE_VIOLATIONS[key][name])
