@@ -10,45 +10,24 @@ atomic ones (tests/specs/test_vfio_locked_vm_cache.py replays every committed tr
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from checker.compile import Compiled, compile_flat
-from checker.explore import Limits, explore
+from checker.explore import explore
 from checker.flat import instantiate
-from checker.load import SpecModule, load_module
 from checker.result import PASS, VIOLATED
-from checker.run import Checked, check
 from checker.trace import load
+from tests.specs.test_vfio_locked_vm_cache import SPEC, TRACES, VARIANTS, checked, module, verdicts
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "specs" / "vfio_locked_vm_cache.py"
-TRACES = ROOT / "tests" / "traces" / "vfio"
-VARIANTS = ("upstream", "seed", "upfront", "fixed")
 NOSIGNAL = {"fatal_signal": False}
-
-
-@cache
-def module() -> SpecModule:
-    return load_module(SPEC, "specs/vfio_locked_vm_cache.py")
-
-
-def run(variant: str, **params: Any) -> Checked:
-    spec = module().build(dict(params, variant=variant))
-    return check(spec, "specs/vfio_locked_vm_cache.py", limits=Limits(max_seconds=600))
-
-
-def verdicts(c: Checked) -> dict[str, str]:
-    return {r.property: r.verdict for r in c.results}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_rwsem_form_gives_the_atomic_verdicts_and_no_lock_problem(variant: str) -> None:
-    rw = run(variant, mmap_lock="rwsem", **NOSIGNAL)
-    atomic = run(variant, **NOSIGNAL)
+    rw = checked(variant, mmap_lock="rwsem", **NOSIGNAL)
+    atomic = checked(variant, **NOSIGNAL)
     assert rw.exploration.complete
     got = verdicts(rw)
     assert got.pop("no_lock_inversion") == PASS
@@ -125,7 +104,7 @@ def test_a_killed_caller_loses_its_uncharge_behind_a_faulting_vcpu() -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_rwsem_form_at_the_gate(variant: str) -> None:
     """The gate configuration (SIGKILL on, vCPU faults); CI runs it as a gate step too."""
-    c = run(variant, mmap_lock="rwsem")
+    c = checked(variant, mmap_lock="rwsem")
     assert c.exploration.complete
     for r in c.results:
         assert r.verdict == r.expected, f"{variant} {r.property}"
