@@ -24,6 +24,8 @@ and from the few fitted ``Params``:
 - ``write_cs``: the mmap_lock writer's critical section in vfio_lock_acct;
 - ``wake``: mean latency from a sleeping waiter being woken to it running;
 - ``jitter``: log-normal spread of the per-unit work (page placement, cache misses);
+- ``writer_spin``: a writer that finds mmap_lock taken first spins (rwsem_optimistic_spin)
+  instead of queuing, see sim.py; not a fitted number, the kernel's own limits apply;
 - ``line``: every mmap_lock operation (down/up, read or write) is an atomic on the
   rw_semaphore's count word; its cache line serves one CPU at a time, so with many
   threads the lock operations themselves queue (the reader-side scalability limit of a
@@ -85,6 +87,8 @@ class UnitCosts:
     line: float = 0.0
     spin: float = 50e-9
     handoff: float = RWSEM_WAIT_TIMEOUT
+    writer_spin: bool = True
+    """rwsem_optimistic_spin for writers (CONFIG_RWSEM_SPIN_ON_OWNER); off for ablation."""
 
     @property
     def single_thread_unit(self) -> float:

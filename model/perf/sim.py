@@ -26,6 +26,17 @@ checker does not need it), but it bounds how long a writer can be overtaken, so 
 timing layer applies it: once the head writer has waited RWSEM_WAIT_TIMEOUT, threads about
 to take mmap_lock are held back until that writer got it.
 
+Writers spin before they sleep (rwsem_optimistic_spin, v5.16): a writer whose trylock fails
+keeps spinning on its CPU for as long as a writer owns the lock, and for
+rwsem_rspin_threshold, (20 + readers) / 2 us, once readers own it; then it queues. The twin
+queues a writer at once, so while it spins the timing layer takes it back off the wait list
+(``_unqueue``), which is the kernel's state: no RWSEM_FLAG_WAITERS, readers keep the fast
+path. The spinner retries the twin when the lock is free and takes it with no wake-up
+latency. Abstracted: the osq (all spinners retry, the twin lets the first one in) and
+RWSEM_NONSPINNABLE (each writer keeps its own reader limit), and the reader grant the twin
+does when it queues a writer behind readers (rwsem_down_write_slowpath's
+RWSEM_WAKE_READERS) still happens on the first failed attempt.
+
 Scale: 1 model page = 1 unit of 256 base pages, a batch is 2 units (512 pages) and a huge
 page 2 units, see ``costs.py``. Real huge pages are physically contiguous only within
 themselves, so the layout given to model.mm has a hole (``|``) after every huge page
@@ -50,7 +61,7 @@ import simpy
 from model.mm import MmStruct, Task
 from model.padata import PadataMtJobState, PadataWork, padata_mt_helper
 from model.perf.costs import BATCH_UNITS, RUN_UNITS, UNIT_PAGES, UnitCosts
-from model.rwsem import WRITE
+from model.rwsem import WRITE, RwsemWaiter
 from model.schedule import Blocked, Point, Step
 from model.vfio import Ctx, NoFaults, Thread, VfioDma, VfioIommu, vfio_pin_map_dma
 from model.vfio_variants import variant
@@ -58,6 +69,8 @@ from model.vfio_variants import variant
 MIN_CHUNK_UNITS = (128 << 20) // (UNIT_PAGES * 4096)
 """The RFC's padata min_chunk for VFIO, 128M, in units."""
 LOAD_BALANCE_FACTOR = 4
+RSPIN_MAX_READERS = 30
+"""rwsem_rspin_threshold caps the readers it counts at 30 (a 25 us limit)."""
 LOCK_STEPS = frozenset({"gup", "out", "refill", "release"})
 """Step labels after which the thread's next action is an mmap_lock acquisition."""
 
@@ -148,6 +161,8 @@ class TimedRun:
                        work.cache_units, BATCH_UNITS, NoFaults())
         self.sem = self.mm.mmap_lock
         self.sleepers: dict[int, simpy.Event] = {}
+        self.spin_deadline: dict[int, float] = {}
+        self.spinners: dict[int, simpy.Event] = {}
         self.write_wait_since: dict[int, float] = {}
         self.held_back: dict[int, simpy.Event] = {}
         self.faulting = 0
@@ -213,10 +228,51 @@ class TimedRun:
             if tid in sem.granted or (free and head is not None and head.owner == tid):
                 self.sleepers.pop(tid).succeed(woken)
                 woken += 1
+        if self.spinners:
+            # Spinners retry when the lock is free; one spinning on a writer starts its
+            # reader limit when readers own the lock (rwsem_optimistic_spin's loop).
+            readers_own = sem.writer is None and bool(sem.readers)
+            for tid in list(self.spinners):
+                if free or (readers_own and self.spin_deadline.get(tid, math.inf) == math.inf):
+                    self.spinners.pop(tid).succeed()
         if self.held_back and self._handoff_writer() is None:
             for tid in list(self.held_back):
                 self.held_back.pop(tid).succeed()
         return woken
+
+    # -- writer optimistic spinning -------------------------------------------------
+
+    def _rspin_deadline(self) -> float:
+        """rwsem_rspin_threshold: spin (10 + readers / 2) us on a reader-owned lock."""
+        readers = min(sum(self.sem.readers.values()), RSPIN_MAX_READERS)
+        return self.env.now + (20 + readers) * 1e-6 / 2
+
+    def _spin_limit(self, tid: int) -> float:
+        """Until when a writer that found the lock taken keeps spinning instead of queuing.
+
+        rwsem_optimistic_spin spins for as long as a writer owns the lock (its critical
+        sections are short and it runs), and from the moment it sees readers own it for
+        rwsem_rspin_threshold; past that it gives up and queues.
+        """
+        if not self.costs.writer_spin:
+            return -math.inf
+        if self.sem.writer is not None:
+            return self.spin_deadline.get(tid, math.inf)
+        return self.spin_deadline.setdefault(tid, self._rspin_deadline())
+
+    def _unqueue(self, tid: int) -> bool:
+        """Take a writer that is still spinning back off the twin's wait list.
+
+        The twin queues a writer as soon as its trylock fails; in the kernel a spinning
+        writer is not on the wait list yet (no RWSEM_FLAG_WAITERS, readers still take the
+        fast path). The timing layer restores that state; the writer retries the twin
+        (rwsem_optimistic_spin's unqueued trylock) at the next owner change.
+        """
+        waiter = RwsemWaiter(tid, WRITE)
+        if waiter not in self.sem.wait_list:
+            return False
+        self.sem.wait_list.remove(waiter)
+        return True
 
     # -- the driver ---------------------------------------------------------------------
 
@@ -239,6 +295,11 @@ class TimedRun:
                 return
             self.events += 1
             self._check_completion()
+            spin_until = 0.0
+            if type(y) is Blocked and y.what == "mmap_lock write":
+                limit = self._spin_limit(tid)
+                if env.now < limit and self._unqueue(tid):
+                    spin_until = limit
             waking = 0.0
             if (sem.writer, len(sem.readers), len(sem.wait_list), len(sem.granted)) != sig0:
                 waking = self._wake() * c.wake_each
@@ -250,6 +311,15 @@ class TimedRun:
                 self.stop.succeed()
             if type(y) is Blocked:
                 if y.what.startswith("mmap_lock"):
+                    if spin_until:
+                        ev = env.event()
+                        self.spinners[tid] = ev
+                        if spin_until < math.inf:
+                            yield ev | env.timeout(spin_until - env.now)
+                        else:
+                            yield ev
+                        self.spinners.pop(tid, None)
+                        continue
                     if y.what.endswith("write"):
                         self.write_wait_since.setdefault(tid, env.now)
                     ev = env.event()
@@ -266,6 +336,7 @@ class TimedRun:
                     yield env.timeout(c.spin)
                 continue
             self.write_wait_since.pop(tid, None)
+            self.spin_deadline.pop(tid, None)
             cost = waking + pending
             pending = 0.0
             cost += (ctx.metrics.iommu_maps - maps0) * RUN_UNITS * (c.page_step + c.iommu_map)

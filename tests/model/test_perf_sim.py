@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -15,7 +16,7 @@ from model.perf.sim import TimedRun, Workload, hugepage_layout, padata_chunk_uni
 INTEL = "intel-skylake-8167m"
 
 
-def costs(prefaulted: bool, **changes: float) -> UnitCosts:
+def costs(prefaulted: bool, **changes: float | bool) -> UnitCosts:
     c = unit_costs(machine(INTEL), "hugetlb", prefaulted, Params(jitter=0.0))
     return dataclasses.replace(c, **changes)
 
@@ -105,3 +106,35 @@ def test_budget_covers_a_refill_per_thread_when_it_can() -> None:
 def test_bad_workload_is_refused() -> None:
     with pytest.raises(ValueError):
         TimedRun(Workload(0, 1, 0), costs(True))
+
+
+def test_writer_spin_limit_is_the_kernels() -> None:
+    run = TimedRun(Workload(64, 2, 0), costs(True))
+    sem = run.sem
+    assert sem.down_write(99)
+    assert run._spin_limit(1) == math.inf  # a writer owner: spin while it runs
+    sem.up_write(99)
+    assert sem.down_read(97) and sem.down_read(98)
+    # rwsem_rspin_threshold: (20 + readers) / 2 us from when readers are seen to own it
+    assert run._spin_limit(1) == pytest.approx((20 + 2) * 1e-6 / 2)
+    assert run._spin_limit(1) == pytest.approx((20 + 2) * 1e-6 / 2)  # set once
+    off = TimedRun(Workload(64, 2, 0), costs(True, writer_spin=False))
+    assert off.sem.down_read(97)
+    assert off._spin_limit(1) == -math.inf
+
+
+def test_a_spinning_writer_is_not_on_the_wait_list() -> None:
+    run = TimedRun(Workload(64, 2, 0), costs(True))
+    sem = run.sem
+    assert sem.down_read(97)
+    assert not sem.down_write(1)  # the twin queues it at once
+    assert run._unqueue(1) and not sem.wait_list
+    assert not run._unqueue(1)
+    assert sem.down_read(96)  # no RWSEM_FLAG_WAITERS: readers still take the fast path
+
+
+def test_writer_spinning_saves_wake_ups_without_a_cache() -> None:
+    spin = TimedRun(Workload(2048, 8, 0), costs(True))
+    queue = TimedRun(Workload(2048, 8, 0), costs(True, writer_spin=False))
+    assert spin.run().pin_s < queue.run().pin_s
+    assert spin.mm.locked_vm == queue.mm.locked_vm == 2048  # same accounting either way
