@@ -43,26 +43,30 @@ class Config:
     properties: list[str] | None = None
     symmetry: bool = False
     por: bool = False
+    slice: bool = False
     workers: int = 1
     declare: tuple[str, ...] = ()  # groups to declare symmetric if the spec does not
 
     @property
     def reductions(self) -> str:
-        parts = [p for p, on in (("symmetry", self.symmetry), ("por", self.por)) if on]
+        parts = [p for p, on in (("symmetry", self.symmetry), ("por", self.por),
+                                 ("slice", self.slice)) if on]
         if self.workers > 1:
             parts.append(f"{self.workers} workers")
         return "+".join(parts) or "none"
 
 
+ALL = {"symmetry": True, "por": True, "slice": True}
+EACH = ({}, {"symmetry": True}, {"por": True}, {"slice": True}, ALL)
+
+
 def _variants(name: str, spec: str, params: dict[str, Any], props: list[str] | None,
-              declare: tuple[str, ...] = (), workers: bool = True) -> list[Config]:
-    out = [Config(name, spec, params, props, declare=declare),
-           Config(name, spec, params, props, symmetry=True, declare=declare),
-           Config(name, spec, params, props, por=True, declare=declare),
-           Config(name, spec, params, props, symmetry=True, por=True, declare=declare)]
+              declare: tuple[str, ...] = (), kinds: tuple[dict[str, bool], ...] = EACH,
+              workers: bool = True) -> list[Config]:
+    """The configuration without reductions, with each one, with all (and 2 workers)."""
+    out = [Config(name, spec, params, props, declare=declare, **k) for k in kinds]
     if workers:
-        out.append(Config(name, spec, params, props, symmetry=True, por=True, workers=2,
-                          declare=declare))
+        out.append(Config(name, spec, params, props, declare=declare, workers=2, **ALL))
     return out
 
 
@@ -83,7 +87,8 @@ def configurations(quick: bool) -> list[Config]:
                         {"variant": "iommu_inversion", "threads": 3}, ["no_deadlock"],
                         workers=False)
             + _variants("locked_vm t=3 fixed no_leak", VFIO, vfio3, ["no_leak"], ("helper",))
-            + _variants(HEADLINE, VFIO, vfio4, ["no_leak"], ("helper",)))
+            + _variants(HEADLINE, VFIO, vfio4, ["no_leak"], ("helper",),
+                        kinds=({}, ALL)))
 
 
 @dataclass
@@ -121,10 +126,10 @@ def run_one(cfg: Config, max_seconds: float | None, max_memory: int | None) -> R
             note = f"benchmark declares {g} symmetric (checked)"
     c = check(spec, cfg.spec, cfg.properties, Limits(max_states=None, max_seconds=max_seconds,
                                                       max_memory_mib=max_memory),
-              symmetry=cfg.symmetry, por=cfg.por, workers=cfg.workers)
+              symmetry=cfg.symmetry, por=cfg.por, workers=cfg.workers, slice=cfg.slice)
     st = c.exploration.stats
     verdicts = sorted({r.verdict for r in c.results})
-    red = c.exploration.reductions.describe() if (cfg.symmetry or cfg.por) else ""
+    red = c.exploration.reductions.describe() if (cfg.symmetry or cfg.por or cfg.slice) else ""
     return Row(cfg.name, cfg.reductions, "/".join(verdicts), st.states, st.transitions,
                st.seconds, st.peak_memory_mib, note or c.exploration.stop_reason,
                {"reductions": red, "depth": st.depth})
@@ -156,12 +161,13 @@ def spin_available() -> bool:
 
 
 def run_spin(cfg: Config, max_seconds: float | None, memlim_mib: int,
-             keep: Path | None = None, expect_states: int = 0) -> Row:
+             keep: Path | None = None, expect_states: int = 0, collapse: bool = False) -> Row:
     """Check the configuration's properties with SPIN on the generated Promela model.
 
     Standard safety settings: `spin -a`, `gcc -O2 -DSAFETY`, `pan -m1000000 -wN` with the
     hash table sized for the expected state count (SPIN's advice: 2^N above the number of
-    states). The time is pan's run; the compilation is reported apart."""
+    states). The time is pan's run; the compilation is reported apart. `collapse` adds
+    SPIN's lossless state compression (`-DCOLLAPSE`): slower, much less memory."""
     from benchmarks.promela import to_promela
     from checker.compile import compile_flat
     from checker.flat import instantiate
@@ -178,15 +184,16 @@ def run_spin(cfg: Config, max_seconds: float | None, memlim_mib: int,
             keep.write_text(model)
         t0 = time.monotonic()
         subprocess.run(["spin", "-a", "model.pml"], cwd=d, check=True, capture_output=True)
-        subprocess.run(["gcc", "-O2", "-DSAFETY", f"-DMEMLIM={memlim_mib}", "-o", "pan",
-                        "pan.c"], cwd=d, check=True, capture_output=True)
+        flags = ["-DSAFETY", f"-DMEMLIM={memlim_mib}"] + (["-DCOLLAPSE"] if collapse else [])
+        subprocess.run(["gcc", "-O2", *flags, "-o", "pan", "pan.c"], cwd=d, check=True,
+                       capture_output=True)
         compile_s = time.monotonic() - t0
         t0 = time.monotonic()
         try:
             bits = max(18, min(30, (max(expect_states, 1) * 2).bit_length()))
             p = subprocess.run(["./pan", "-m1000000", f"-w{bits}"], cwd=d,
                                capture_output=True, text=True, timeout=max_seconds)
-            out, timed_out = p.stdout, False
+            out, timed_out = p.stdout + p.stderr, False
         except subprocess.TimeoutExpired as e:
             out, timed_out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (
                 e.stdout or ""), True
@@ -196,18 +203,27 @@ def run_spin(cfg: Config, max_seconds: float | None, memlim_mib: int,
         m = re.search(pat, out)
         return m.group(1) if m else None
 
-    states = int(grab(r"(\d+) states, stored") or 0)
+    states = _count(grab(rf"{NUM} states, stored"))
     errors = grab(r"errors: (\d+)")
     mem = float(grab(r"([\d.]+)\s+total actual memory usage") or 0.0)
     if timed_out:
         verdict, note = "INCOMPLETE", f"time limit {max_seconds:g}s"
-    elif "out of memory" in out or "pan: reached -DMEMLIM" in out or errors is None:
-        verdict, note = "INCOMPLETE", "SPIN ran out of memory (MEMLIM)"
+    elif "reached -DMEMLIM" in out or "out of memory" in out:
+        verdict, note = "INCOMPLETE", f"SPIN reached its memory limit ({memlim_mib} MiB)"
+    elif "max search depth too small" in out or errors is None:
+        verdict, note = "INCOMPLETE", "SPIN stopped early: " + out.strip().splitlines()[0][:60]
     else:
         verdict = "VIOLATED" if int(errors) else "PASS"
         note = f"compile {compile_s:.1f}s"
-    return Row(cfg.name, "SPIN", verdict, states, int(grab(r"(\d+) transitions") or 0), secs,
-               mem, note)
+    return Row(cfg.name, "SPIN -DCOLLAPSE" if collapse else "SPIN", verdict, states,
+               _count(grab(rf"{NUM} transitions")), secs, mem, note)
+
+
+NUM = r"(\d+(?:\.\d+)?(?:e\+\d+)?)"  # pan prints big counts as 1.2345e+08
+
+
+def _count(text: str | None) -> int:
+    return round(float(text)) if text else 0
 
 
 # ---------------------------------------------------------------- report
@@ -238,14 +254,23 @@ def load() -> str:
         return "load average unknown"
 
 
-HEADER = (f"{'configuration':30} {'reductions':24} {'verdict':10} {'states':>12} "
+HEADER = (f"{'configuration':34} {'reductions':30} {'verdict':13} {'states':>12} "
           f"{'transitions':>12} {'seconds':>8} {'states/s':>9} {'peak MiB':>8}")
 
 
 def render(r: Row) -> str:
-    line = (f"{r.config:30} {r.reductions:24} {r.verdict:10} {r.states:>12,} "
+    line = (f"{r.config:34} {r.reductions:30} {r.verdict:13} {r.states:>12,} "
             f"{r.transitions:>12,} {r.seconds:>8.1f} {r.rate:>9,.0f} {r.peak_mib:>8,.0f}")
     return line + (f"  ({r.note})" if r.note else "")
+
+
+def ratio_line(spin: Row, ours: Row) -> str:
+    """SPIN's time over ours; only a ratio when both runs reached a verdict."""
+    text = (f"SPIN {spin.seconds:.1f} s ({spin.verdict}) / mmcheck {ours.reductions} "
+            f"{ours.seconds:.1f} s ({ours.verdict})")
+    if spin.verdict not in ("PASS", "VIOLATED"):
+        return f"ratio: none, SPIN gave no verdict ({spin.note}): {text}"
+    return f"ratio: {text} = {spin.seconds / ours.seconds:.2f}x"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +282,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="cap per configuration (default 600; unreduced runs may not finish)")
     ap.add_argument("--max-memory", type=int, default=16000, metavar="MIB",
                     help="memory cap per configuration, also SPIN's MEMLIM (default 16000)")
+    ap.add_argument("--reductions", default="",
+                    help="run only configurations whose reductions are exactly this "
+                         "(e.g. symmetry+por+slice)")
     ap.add_argument("--no-spin", action="store_true", help="skip the SPIN side-by-side")
+    ap.add_argument("--spin-only", action="store_true",
+                    help="only the SPIN side-by-side of the last locked_vm configuration")
+    ap.add_argument("--spin-collapse", action="store_true",
+                    help="compile SPIN with -DCOLLAPSE (lossless state compression)")
     ap.add_argument("--keep-model", type=Path, default=None, metavar="FILE",
                     help="also write the generated Promela model here")
     ap.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
@@ -272,34 +304,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}, {load()}")
     print(HEADER)
     rows: list[Row] = []
-    configs = [c for c in configurations(args.quick) if args.only in c.name]
+    named = [c for c in configurations(args.quick) if args.only in c.name]
+    configs = [] if args.spin_only else [c for c in named
+                                         if args.reductions in ("", c.reductions)]
     for cfg in configs:
         row = run_isolated(cfg, args.max_seconds, args.max_memory)
         rows.append(row)
         print(render(row), flush=True)
-    spin_cfg = next((c for c in reversed(configs) if c.spec == VFIO), None)
+    spin_cfg = next((c for c in reversed(named) if c.spec == VFIO), None)
     if spin_cfg is not None:
         if args.no_spin:
-            print(f"{spin_cfg.name:30} {'SPIN':24} skipped (--no-spin)")
+            print(f"{spin_cfg.name:34} {'SPIN':30} skipped (--no-spin)")
         elif not spin_available():
-            print(f"{spin_cfg.name:30} {'SPIN':24} skipped: spin or gcc not installed "
+            print(f"{spin_cfg.name:34} {'SPIN':30} skipped: spin or gcc not installed "
                   "(Debian: apt-get install spin)")
         else:
             plain = next((r for r in rows if r.config == spin_cfg.name
                           and r.reductions == "none" and not r.note.startswith(
                               ("time", "memory"))), None)
-            expect = plain.states if plain is not None else 1 << 27
+            expect = plain.states if plain is not None else 1 << (18 if args.quick else 27)
             row = run_spin(spin_cfg, args.max_seconds, args.max_memory, args.keep_model,
-                           expect)
+                           expect, args.spin_collapse)
             rows.append(row)
             print(render(row), flush=True)
-            ours = [r for r in rows if r.config == spin_cfg.name and r.reductions != "SPIN"
+            ours = [r for r in rows if r.config == spin_cfg.name
+                    and not r.reductions.startswith("SPIN")
                     and r.verdict in ("PASS", "VIOLATED")]
             if ours and row.seconds > 0:
                 best = min(ours, key=lambda r: r.seconds)
-                print(f"ratio: SPIN {row.seconds:.1f} s ({row.verdict}) / mmcheck "
-                      f"{best.reductions} {best.seconds:.1f} s ({best.verdict}) = "
-                      f"{row.seconds / best.seconds:.2f}x")
+                print(ratio_line(row, best))
     print(f"end: {time.strftime('%Y-%m-%d %H:%M:%S')}, {load()}")
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))

@@ -264,6 +264,15 @@ Progress = Callable[[Stats], None]
 
 
 def peak_rss_mib() -> float:
+    """Peak resident memory of this process: Linux VmHWM (ru_maxrss would include the
+    high-water mark inherited from the process that started this one)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -311,8 +320,9 @@ def explore(compiled: Compiled, properties: list[str] | None = None, limits: Lim
 
     Invariants are checked on every state, final properties on states where every
     non-daemon process is done, deadlock freedom on states without successors.
-    `reductions` selects symmetry and partial-order reduction; `workers > 1` explores in
-    parallel processes with the same result.
+    `reductions` (from `make_reductions`) selects symmetry, partial-order reduction and
+    slicing; `workers > 1` explores in parallel processes with the same result. With
+    slicing, `states` rebuilds full states and `compiled` is the unsliced spec.
     """
     limits = limits or Limits()
     reductions = reductions or Reductions()
@@ -433,7 +443,8 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                     if sid >= max_states:
                         raise _StateLimit
                     add(k)
-                    this_layer.add(k)
+                    if por is not None:
+                        this_layer.add(k)
                     app(k if b is None else b)
                     papp(i)
                     aapp(aid)

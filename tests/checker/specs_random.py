@@ -19,11 +19,13 @@ LABELS = ("a", "b", "c")
 
 @st.composite
 def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False,
-                local: bool = False) -> Spec:
+                local: bool = False, ghost: bool = False) -> Spec:
     """One random spec; `s.symmetric("p")` is always declared (the engine must check it).
 
     `local=True` draws three steps in four from private-only menus (a second local
     `aux`), so that partial-order reduction has independent steps to work with.
+    `ghost=True` adds a counter `g` that only the property "ghost" reads (slicing drops it
+    when "ghost" is not checked).
     """
     b = SpecBuilder("random")
     n = draw(st.integers(2, 3))
@@ -60,6 +62,10 @@ def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False,
         lambda: ({arr[me]: ite(ch.ref == 1, 2, 0), loc: Max(0, loc - 1)}, True),
         lambda: ({x: Min(3, Sum(T, lambda t: arr[t]))}, False),
     ]
+    g = b.var("g", Int(0, 3), init=0) if ghost else None
+    if g is not None:
+        effects += [lambda: ({g: Min(g + loc, 3), loc: Min(loc + 1, 2)}, False),
+                    lambda: ({g: Min(3, x + Sum(T, lambda t: arr[t])), f: Not(f)}, False)]
     if asymmetric:
         guards += [lambda: me == 0, lambda: arr[0] == 1, lambda: p.at(0, "b"),
                    lambda: loc[n - 1] == 1]
@@ -105,5 +111,7 @@ def random_spec(draw: st.DrawFn, asymmetric: bool = False, daemon: bool = False,
     b.invariant("inv", invariants[draw(st.integers(0, len(invariants) - 1))]())
     b.final("fin", finals[draw(st.integers(0, len(finals) - 1))]())
     b.deadlock_free()
+    if g is not None:
+        b.invariant("ghost", g <= draw(st.integers(1, 3)))
     b.symmetric("p")
     return b.build()
