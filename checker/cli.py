@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     if first is not None and first not in VERBS:
         argv.insert(argv.index(first), "check")
-    if first == "bench":  # its own argument parser (checker.bench)
-        return _extension("bench", argv)
+    if first in ("bench", "query"):  # their own argument parsers (checker.bench, .query)
+        return _extension(first, argv)
     parser = _parser()
     try:
         args = parser.parse_args(argv)

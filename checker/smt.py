@@ -141,8 +141,28 @@ class Numbers:
 INT_MODE = Numbers()
 
 
-def bounds(e: Expr, ranges: Mapping[str, tuple[int, int]]) -> tuple[int, int] | None:
+Interval = tuple[int, int] | None
+
+
+def bounds(e: Expr, ranges: Mapping[str, tuple[int, int]],
+           memo: dict[int, Interval] | None = None) -> Interval:
     """Static [lo, hi] of an integer expression from domains and constant ranges."""
+    if memo is None:
+        return _bounds(e, ranges, {})
+    return _bounds(e, ranges, memo)
+
+
+def _bounds(e: Expr, ranges: Mapping[str, tuple[int, int]], memo: dict[int, Interval]
+            ) -> Interval:
+    if id(e) in memo:
+        return memo[id(e)]
+    r = _bounds_node(e, ranges, memo)
+    memo[id(e)] = r
+    return r
+
+
+def _bounds_node(e: Expr, ranges: Mapping[str, tuple[int, int]], memo: dict[int, Interval]
+                 ) -> Interval:
     if isinstance(e, Const):
         return e.value, e.value
     if isinstance(e, Param):
@@ -157,9 +177,11 @@ def bounds(e: Expr, ranges: Mapping[str, tuple[int, int]]) -> tuple[int, int] | 
     if not isinstance(e, Op):
         return None
     if e.op == "ite":
-        a, b = bounds(e.args[1], ranges), bounds(e.args[2], ranges)
+        a, b = _bounds(e.args[1], ranges, memo), _bounds(e.args[2], ranges, memo)
         return None if a is None or b is None else (min(a[0], b[0]), max(a[1], b[1]))
-    a, b = (bounds(x, ranges) for x in e.args[:2]) if len(e.args) >= 2 else (None, None)
+    if len(e.args) < 2:
+        return None
+    a, b = _bounds(e.args[0], ranges, memo), _bounds(e.args[1], ranges, memo)
     if a is None or b is None:
         return None
     if e.op == "+":
@@ -189,11 +211,16 @@ def bv_width(exprs: Iterable[Expr], ranges: Mapping[str, tuple[int, int]],
             top = max(top, len(t.names))
     for lo, hi in ranges.values():
         top = max(top, abs(lo), abs(hi))
+    memo: dict[int, Interval] = {}
+    seen: set[int] = set()
     for root in exprs:
         for n in walk(root):
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
             if n.sort != INT and not isinstance(n.sort, EnumT):
                 continue
-            b = bounds(n, ranges)
+            b = _bounds(n, ranges, memo)
             if b is None:
                 return None
             top = max(top, abs(b[0]), abs(b[1]))
@@ -237,6 +264,8 @@ def prepare(e: Expr, params: Mapping[str, int]) -> Expr:
                     return Const(_apply(n.op, [a.value for a in args], mask), n.sort)  # type: ignore[attr-defined]
                 except (ZeroDivisionError, ValueError):
                     return Op(n.op, args, n.sort)  # left for the definedness check
+            if all(a is b for a, b in zip(args, n.args, strict=True)):
+                return n
             return Op(n.op, args, n.sort)
         if isinstance(n, SlotSelect):
             return SlotSelect(n.base, n.size, rebuild(n.idx, f), n.name, n.type)
@@ -249,11 +278,16 @@ class Translator:
     """Expression trees to z3 terms over given state and choice vectors.
 
     `term` returns (value, defined): `defined` is false exactly where the compiled engine
-    would raise (index out of range, division by zero, negative shift).
+    would raise (index out of range, division by zero, negative shift). Results are
+    hash-consed on the z3 terms of the operands, so the many structurally equal
+    subexpressions of a spec's instances are translated once.
     """
 
     def __init__(self, params: Mapping[str, z3.ExprRef], num: Numbers = INT_MODE) -> None:
         self.params, self.num = params, num
+        self.T = z3.BoolVal(True)
+        self._cons: dict[tuple[Any, ...], tuple[z3.ExprRef, z3.BoolRef, tuple[Any, ...]]] = {}
+        self._reads: dict[int, bool] = {}
 
     def term(self, e: Expr, state: Sequence[z3.ExprRef],
              choices: Mapping[ChoiceKey, z3.ExprRef] | None = None) -> tuple[z3.ExprRef,
@@ -266,6 +300,19 @@ class Translator:
               choices: Mapping[ChoiceKey, z3.ExprRef] | None = None) -> z3.ExprRef:
         return self.term(e, state, choices)[0]
 
+    def conj(self, *xs: z3.BoolRef) -> z3.BoolRef:
+        """And, without the (very common) `true` definedness conditions."""
+        ys = [x for x in xs if x is not self.T]
+        return self.T if not ys else ys[0] if len(ys) == 1 else z3.And(*ys)
+
+    def reads_state(self, e: Expr) -> bool:
+        hit = self._reads.get(id(e))
+        if hit is None:
+            hit = isinstance(e, Slot | SlotSelect) or any(
+                self.reads_state(c) for c in e.children())
+            self._reads[id(e)] = hit
+        return hit
+
     def _t(self, e: Expr, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
            memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
         hit = memo.get(id(e))
@@ -277,40 +324,56 @@ class Translator:
 
     def _node(self, e: Expr, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
               memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
-        true = z3.BoolVal(True)
         if isinstance(e, Const):
-            return self.num.lit(e.sort, e.value), true
+            return self.num.lit(e.sort, e.value), self.T
         if isinstance(e, Param):
             if e.name not in self.params:
-                return self.num.lit(INT, e.value), true
-            return self.params[e.name], true
+                return self.num.lit(INT, e.value), self.T
+            return self.params[e.name], self.T
         if isinstance(e, ChoiceRef):
-            return ch[(e.name, e.type)], true
+            return ch[(e.name, e.type)], self.T
         if isinstance(e, Slot):
-            return s[e.index], true
+            return s[e.index], self.T
         if isinstance(e, SlotSelect):
             idx, wd = self._t(e.idx, s, ch, memo)
+            key = ("select", e.base, e.size, s[e.base].get_id(), idx.get_id(), wd.get_id())
+            hit = self._cons.get(key)
+            if hit is not None:
+                return hit[0], hit[1]
             v = s[e.base + e.size - 1]
             for j in range(e.size - 2, -1, -1):
                 v = z3.If(idx == j, s[e.base + j], v)
-            return v, z3.And(wd, idx >= 0, idx < e.size)
+            out = v, self.conj(wd, idx >= 0, idx < e.size)
+            self._cons[key] = (*out, (idx, wd, s[e.base]))
+            return out
         if not isinstance(e, Op):
             raise SpecError("smt", f"unresolved reference {e!r}")
-        return self._op(e, s, ch, memo)
-
-    def _op(self, e: Op, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
-            memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef, z3.BoolRef]:
-        op = e.op
-        if op in ("and", "or"):
-            return self._junction(e, s, ch, memo)
         args = [self._t(a, s, ch, memo) for a in e.args]
+        if e.op in ("and", "or"):
+            pure = tuple(not self.reads_state(a) for a in e.args)
+            key: tuple[Any, ...] = (e.op, pure) + tuple((v.get_id(), w.get_id())
+                                                        for v, w in args)
+        else:
+            key = (e.op,) + tuple((v.get_id(), w.get_id()) for v, w in args)
+        hit = self._cons.get(key)
+        if hit is not None:
+            return hit[0], hit[1]
+        out = self._junction(e, args) if e.op in ("and", "or") else self._op(e, args)
+        self._cons[key] = (*out, tuple(args))  # keeps the operands (their ids) alive
+        return out
+
+    def _op(self, e: Op, args: list[tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef,
+                                                                            z3.BoolRef]:
+        op = e.op
         v = [a[0] for a in args]
         wds = [a[1] for a in args]
         if op == "ite":
-            return z3.If(v[0], v[1], v[2]), z3.And(wds[0], z3.If(v[0], wds[1], wds[2]))
+            w = wds[1] if wds[1] is wds[2] else z3.If(v[0], wds[1], wds[2])
+            return z3.If(v[0], v[1], v[2]), self.conj(wds[0], w)
         if op == "=>":
-            return z3.Implies(v[0], v[1]), z3.And(wds[0], z3.Implies(v[0], wds[1]))
-        wd = z3.And(*wds) if len(wds) > 1 else wds[0]
+            w = self.T if wds[1] is self.T else z3.Implies(v[0], wds[1])
+            return z3.Implies(v[0], v[1]), self.conj(wds[0], w)
+        wd = self.conj(*wds)
         bv = e.args[0].sort if isinstance(e.args[0].sort, BVT) else None
         match op:
             case "not":
@@ -328,7 +391,7 @@ class Translator:
                     q = z3.If(z3.And(r != 0, (r < 0) != (b < 0)), a / b - 1, a / b)
                 else:  # SMT-LIB div is floor division for a positive divisor
                     q = z3.If(b > 0, a / b, (-a) / (-b))
-                return (q if op == "//" else a - b * q), z3.And(wd, b != 0)
+                return (q if op == "//" else a - b * q), self.conj(wd, b != 0)
             case "&":
                 return v[0] & v[1], wd
             case "|":
@@ -364,24 +427,25 @@ class Translator:
             amount = z3.Extract(bv.width - 1, 0, y)
         else:
             amount = z3.ZeroExt(bv.width - self.num.width, y)
-        return z3.If(y >= bv.width, zero, sh(amount)), z3.And(wd, y >= 0)
+        return z3.If(y >= bv.width, zero, sh(amount)), self.conj(wd, y >= 0)
 
-    def _junction(self, e: Op, s: Sequence[z3.ExprRef], ch: Mapping[ChoiceKey, z3.ExprRef],
-                  memo: dict[int, tuple[z3.ExprRef, z3.BoolRef]]) -> tuple[z3.ExprRef,
-                                                                           z3.BoolRef]:
+    def _junction(self, e: Op, args: list[tuple[z3.ExprRef, z3.BoolRef]]
+                  ) -> tuple[z3.ExprRef, z3.BoolRef]:
         is_and = e.op == "and"
-        terms = [self._t(a, s, ch, memo) for a in e.args]
-        value = z3.And(*[v for v, _ in terms]) if is_and else z3.Or(*[v for v, _ in terms])
-        # the compiled code short-circuits left to right; arguments that read no state are
-        # folded first (choices are substituted), and a defined absorbing one decides it all
-        wd: z3.BoolRef = z3.BoolVal(True)
-        for v, d in reversed(terms):
-            wd = z3.And(d, z3.Implies(v, wd) if is_and else z3.Implies(z3.Not(v), wd))
-        pure = [t for a, t in zip(e.args, terms, strict=True) if not reads_state(a)]
-        if pure:
-            decided = z3.Or(*[z3.And(d, z3.Not(v) if is_and else v) for v, d in pure])
+        vals = [v for v, _ in args]
+        value = z3.And(*vals) if is_and else z3.Or(*vals)
+        pure = [a for a, x in zip(args, e.args, strict=True) if not self.reads_state(x)]
+        impure = [a for a, x in zip(args, e.args, strict=True) if self.reads_state(x)]
+        # short-circuit over the arguments that read state, in order
+        wd: z3.BoolRef = self.T
+        for v, d in reversed(impure):
+            if wd is not self.T:
+                wd = z3.Implies(v, wd) if is_and else z3.Implies(z3.Not(v), wd)
+            wd = self.conj(d, wd)
+        if pure and wd is not self.T:
+            decided = z3.Or(*[z3.Not(v) if is_and else v for v, _ in pure])
             wd = z3.Or(decided, wd)
-        return value, wd
+        return value, self.conj(*[d for _, d in pure], wd)
 
 
 def _compare(op: str, a: z3.ExprRef, b: z3.ExprRef, unsigned: bool) -> z3.BoolRef:
@@ -398,6 +462,36 @@ class Prepared:
     guard: Expr
     updates: tuple[tuple[Slot | SlotSelect, Expr], ...]
     keys: tuple[ChoiceKey, ...]
+
+
+def live(prepared: list[Prepared], flat: Flat) -> list[Prepared]:
+    """The transitions whose label its process instance can reach; act values index these.
+
+    Reachability over each instance's control graph, an edge per transition whose guard
+    is not constantly false once concrete constants are folded (`h.self == 0` on helper
+    3, say): an over-approximation of the labels a run can reach, so the transitions
+    dropped can never fire nor raise. Specs whose caller alone runs a long tail (vfio's
+    padata_undo, 136 alternatives per helper at 16 chunks) lose most of their size.
+    """
+    edges: dict[tuple[int, int], set[int]] = {}
+    for p in prepared:
+        if isinstance(p.guard, Const) and not p.guard.value:
+            continue
+        edges.setdefault((p.t.pc_slot, p.t.pc_from), set()).add(p.t.pc_to)
+    reach: set[tuple[int, int]] = set()
+    todo = []
+    for slot in {p.t.pc_slot for p in prepared}:
+        init = flat.init[slot]
+        if not isinstance(init, Const):
+            return prepared  # a symbolic initial label: keep everything
+        todo.append((slot, init.value))
+    while todo:
+        node = todo.pop()
+        if node in reach:
+            continue
+        reach.add(node)
+        todo += [(node[0], pc) for pc in edges.get(node, ())]
+    return [p for p in prepared if (p.t.pc_slot, p.t.pc_from) in reach]
 
 
 @dataclass
@@ -417,9 +511,10 @@ class Encoding:
     """
 
     def __init__(self, flat: Flat, symbolic: Iterable[str] = (), arith: str = "auto",
-                 extra: Iterable[Expr] = ()) -> None:
+                 extra: Iterable[Expr] = (), base: Encoding | None = None) -> None:
         """arith: "int", "bv", or "auto" (bit-vectors whenever every integer is bounded).
-        extra: further expressions (queries) the chosen width must hold."""
+        extra: further expressions (queries) the chosen width must hold. base: an
+        encoding of the same spec and constants whose prepared expressions are reused."""
         self.flat = flat
         consts = flat.spec.constants
         sym = list(dict.fromkeys(symbolic))
@@ -432,13 +527,18 @@ class Encoding:
         self.concrete: dict[str, int] = {n: p.value for n, p in consts.items() if n not in sym}
         self.ranges: dict[str, tuple[int, int]] = {n: (consts[n].lo, consts[n].hi) for n in sym}
         self.sym_names = sym
-        self.prepared = [self._prepare(t) for t in flat.transitions]
-        self.keys: list[ChoiceKey] = list(dict.fromkeys(k for p in self.prepared for k in p.keys))
-        self.init_exprs = [prepare(e, self.concrete) for e in flat.init]
-        self.props = {n: None if e is None else prepare(e, self.concrete)
-                      for n, e in flat.properties.items()}
-        self.lemmas = {n: prepare(e, self.concrete) for n, e in flat.lemmas.items()}
-        self.finished_expr = prepare(flat.finished, self.concrete)
+        if base is not None and base.sym_names == sym:
+            self.prepared, self.keys = base.prepared, base.keys
+            self.init_exprs, self.props, self.lemmas = base.init_exprs, base.props, base.lemmas
+            self.finished_expr = base.finished_expr
+        else:
+            self.prepared = live([self._prepare(t) for t in flat.transitions], flat)
+            self.keys = list(dict.fromkeys(k for p in self.prepared for k in p.keys))
+            self.init_exprs = [prepare(e, self.concrete) for e in flat.init]
+            self.props = {n: None if e is None else prepare(e, self.concrete)
+                          for n, e in flat.properties.items()}
+            self.lemmas = {n: prepare(e, self.concrete) for n, e in flat.lemmas.items()}
+            self.finished_expr = prepare(flat.finished, self.concrete)
         self.extra = [prepare(e, self.concrete) for e in extra]
         width = None
         if arith != "int":
@@ -474,7 +574,7 @@ class Encoding:
 
     def twin(self, arith: str) -> Encoding:
         """The same spec encoded with another arithmetic (Spacer wants integers)."""
-        return Encoding(self.flat, self.sym_names, arith, [])
+        return Encoding(self.flat, self.sym_names, arith, self.extra, base=self)
 
     # -- vectors
     def state(self, tag: str) -> State:
@@ -540,15 +640,19 @@ class Encoding:
 
     def ok(self, p: Prepared, s: State, c: Choices) -> z3.BoolRef:
         """Evaluating p's guard, and if it holds its updates, raises no spec error."""
-        g, gwd = self.tr.term(p.guard, s, c)
+        tr = self.tr
+        g, gwd = tr.term(p.guard, s, c)
         parts = []
         for tgt, val in p.updates:
-            v, wd = self.tr.term(val, s, c)
-            parts += [wd, in_domain(tgt.type, v)]
+            v, wd = tr.term(val, s, c)
+            parts.append(wd)
+            if not _fits(tgt, val):
+                parts.append(in_domain(tgt.type, v))
             if isinstance(tgt, SlotSelect):
-                i, iwd = self.tr.term(tgt.idx, s, c)
+                i, iwd = tr.term(tgt.idx, s, c)
                 parts += [iwd, i >= 0, i < tgt.size]
-        return z3.And(gwd, z3.Implies(g, z3.And(*parts)))
+        upd = tr.conj(*parts)
+        return tr.conj(gwd, tr.T if upd is tr.T else z3.Implies(g, upd))
 
     def _writes(self, p: Prepared, s: State, c: Choices) -> dict[int, z3.ExprRef]:
         """New values of the slots p may write (dynamic writes first, statics win)."""
@@ -586,13 +690,14 @@ class Encoding:
             s, c, act = self.s, self.c, self.act
             nxt: list[z3.ExprRef] = list(s)
             parts = [self.choice_domain(c)]
-            for p in reversed(self.prepared):
+            for i in reversed(range(len(self.prepared))):
+                p = self.prepared[i]
                 t = p.t
                 g = self.tr.value(p.guard, s, c)
-                parts.append(z3.Implies(act == t.id, z3.And(s[t.pc_slot] == t.pc_from, g,
-                                                             self.ok(p, s, c))))
+                parts.append(z3.Implies(act == i, z3.And(s[t.pc_slot] == t.pc_from, g,
+                                                          self.ok(p, s, c))))
                 for slot, v in self._writes(p, s, c).items():
-                    nxt[slot] = z3.If(act == t.id, v, nxt[slot])
+                    nxt[slot] = z3.If(act == i, v, nxt[slot])
             parts += [self.s2[i] == nxt[i] for i in range(len(s))]
             self._trans = z3.And(*parts)
         return self._trans
@@ -697,7 +802,7 @@ class Encoding:
         return as_int(m.eval(act, model_completion=True))
 
     def decode_act(self, m: z3.ModelRef, act: z3.ExprRef) -> Transition:
-        return self.flat.transitions[self.act_value(m, act)]
+        return self.prepared[self.act_value(m, act)].t
 
     def explain_error(self, m: z3.ModelRef, s: State, c: Choices) -> Failure:
         """Which transition raises in the model's state, worded like the explicit engine."""
@@ -735,6 +840,18 @@ class Encoding:
                 if not z3.is_true(ev(z3.And(i >= 0, i < tgt.size))):
                     return f"index {self.value(m, i)} out of range for {tgt.name}"
         return "raises a spec error"
+
+
+def _fits(tgt: Slot | SlotSelect, v: Expr) -> bool:
+    """The value is statically in the target's domain (as `checker.compile` decides)."""
+    t = tgt.type
+    if not isinstance(t, IntT):
+        return True  # bools, enums and bit-vectors are well-sorted by construction
+    if isinstance(v, Const):
+        return t.lo <= v.value <= t.hi
+    if isinstance(v, Slot | SlotSelect) and isinstance(v.type, IntT):
+        return t.lo <= v.type.lo and v.type.hi <= t.hi
+    return False
 
 
 def _sort(t: VarType) -> Sort:

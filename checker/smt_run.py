@@ -46,13 +46,17 @@ from checker.spec import Spec
 # ---------------------------------------------------------------- BMC
 
 
+SCHEDULE = (0, 1, 2, 4, 8)
+SHALLOW_SHARE = 0.2  # of the time left, for each bound of the schedule before the depth
+
+
 def schedule(depth: int) -> list[int]:
-    """Bounds of the successive "within k steps" queries: 0, 1, 2, 4, 8, ..., depth."""
-    out, k = [0], 1
-    while k < depth:
-        out.append(k)
-        k *= 2
-    return out + ([depth] if depth > 0 else [])
+    """Bounds of the successive "within k steps" queries: 0, 1, 2, 4, 8, then depth.
+
+    Refuting violations within k steps gets expensive fast with k on interleavings, while
+    finding one is cheap: after a few small bounds the next query goes to the full depth.
+    """
+    return [k for k in SCHEDULE if k < depth] + [depth]
 
 
 def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: str,
@@ -87,8 +91,13 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
         bads = {name: z3.Not(enc.at(g.holds, s)) for name, g in open_.items()}
         err = z3.Or(enc.at(enc.error(), s, ce), *[enc.at(e, s) for _, e in prop_errors]) \
             if errors else z3.BoolVal(False)
-        r = u.check(budget, z3.Or(err, *bads.values()))
+        # a shallower bound gets a share of the time: if it is not refuted in time, a
+        # violation may still be found deeper (and shortened as far as time allows)
+        r = u.check(budget if k == depth else budget.share(SHALLOW_SHARE),
+                    z3.Or(err, *bads.values()))
         if r == z3.unknown:
+            if k < depth:
+                continue
             break
         if r == z3.sat:
             for name, bad in bads.items():
@@ -104,8 +113,11 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
                                         f"violation in runs of at most {done} steps")
             if not open_ and goals:
                 return out
-            if errors:
-                check_spec_errors(enc, u, k, ce, prop_errors, budget)
+            if errors and not check_spec_errors(enc, u, k, ce, prop_errors, budget,
+                                                strict=False):
+                if k < depth:
+                    continue
+                break
         done = k
         if k > 0 and open_:
             r = u.check(budget, u.acts[k - 1] != enc.stutter)
@@ -136,7 +148,7 @@ def _violation(enc: Encoding, u: Unrolling, g: Goal, k: int, done: int, budget: 
     lo = done + 1  # no violation within `done` steps
     while shortest and lo < len(run[1]):
         mid = (lo + len(run[1])) // 2
-        r = u.check(budget, z3.Not(enc.at(g.holds, u.states[mid])), depth=mid)
+        r = u.check(budget.share(0.25), z3.Not(enc.at(g.holds, u.states[mid])), depth=mid)
         if r == z3.sat:
             assert u.model is not None
             run = u.run(u.model, mid)
@@ -152,8 +164,12 @@ def _violation(enc: Encoding, u: Unrolling, g: Goal, k: int, done: int, budget: 
 
 
 def check_spec_errors(enc: Encoding, u: Unrolling, k: int, ce: Choices,
-                 prop_errors: list[tuple[str, z3.BoolRef]], budget: Budget) -> None:
-    """Raise SpecRuntimeError if a step from some state at depth k raises."""
+                      prop_errors: list[tuple[str, z3.BoolRef]], budget: Budget,
+                      strict: bool = True) -> bool:
+    """Raise SpecRuntimeError if a step from some state at depth k raises.
+
+    True when no step raises; False when the solver gave up and not `strict` (strict:
+    raise then too)."""
     s = u.states[k]
     r = u.check(budget, enc.at(enc.error(), s, ce))
     if r == z3.sat:
@@ -165,12 +181,15 @@ def check_spec_errors(enc: Encoding, u: Unrolling, k: int, ce: Choices,
         raise SpecRuntimeError(f"{fail.message} (SMT engine: reached after {len(moves)} steps"
                                f"{consts}: {path or 'initial state'})")
     if r == z3.unknown:
+        if not strict:
+            return False
         raise SpecRuntimeError(f"SMT engine: could not decide whether a spec error is reachable "
                                f"at depth {k} ({u.unknown})")
     for name, bad in prop_errors:
         if u.check(budget, enc.at(bad, s)) == z3.sat:
             raise SpecRuntimeError(f"property {name}: evaluating it raises (index out of "
                                    f"range) in a state reached after {k} steps (SMT engine)")
+    return True
 
 
 BV_AUTO_BITS = 8  # "auto" bit-blasts unrollings whose integers all fit this signed width
@@ -189,7 +208,7 @@ def encodings(flat: Flat, symbolic: Iterable[str], arith: str = "auto",
     ind = Encoding(flat, symbolic, "int", extra)
     if arith == "int":
         return ind, ind
-    unroll = Encoding(flat, symbolic, "bv" if arith == "bv" else "auto", extra)
+    unroll = Encoding(flat, symbolic, "bv" if arith == "bv" else "auto", extra, base=ind)
     if arith == "auto" and (unroll.num.width or 0) > BV_AUTO_BITS:
         return ind, ind
     return unroll, ind

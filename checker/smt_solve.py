@@ -41,6 +41,13 @@ class Budget:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
+    def share(self, fraction: float, floor: float = 5.0) -> Budget:
+        """A sub-budget: `fraction` of what is left (at least `floor` seconds, at most all)."""
+        left = max(0.0, self.deadline - time.monotonic())
+        sub = Budget(min(left, max(floor, left * fraction)))
+        sub.seconds = self.seconds
+        return sub
+
 
 PREPROCESS = ("simplify", "propagate-values", "solve-eqs", "elim-uncnstr")
 

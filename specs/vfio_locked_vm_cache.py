@@ -1146,6 +1146,36 @@ class _Builder:
         s.deadlock_free("no_deadlock")
         if self.mm is not None:
             s.lock_order("no_lock_inversion")
+        if self.pool is not None:
+            self.lemmas()
+
+    def lemmas(self) -> None:
+        """fixed: why it accounts exactly, as strengthening invariants for --prove.
+
+        Every page that needs accounting is charged once: to the shared cache when it is
+        refilled, and the page either still sits in some helper's batch (pinned, counted
+        in acc_pinned, not drawn yet) or was drawn (and is pinned, or was uncharged when it
+        was unpinned). So locked_vm - initial - acc_pinned == pool - sum(bacc), and the
+        overaccount is at most the cache. The explicit engine checks them in every state.
+        They are not yet enough for `--prove`: an induction step also needs the control
+        structure pinned down (e.g. nfini counts the finished helpers, acc_pinned is the
+        sum of what the helpers and the completed chunks hold), or z3 finds unreachable
+        states whose next step leaves a domain.
+        """
+        s, T, pool = self.s, self.T, self.pool
+        assert pool is not None and self.drawn is not None
+        s.lemma("charged_once", self.locked_vm - self.initial_c - self.acc_pinned
+                == pool - Sum(T, lambda t: self.bacc[t]),
+                "what locked_vm holds beyond the pinned pages is the cache minus the "
+                "batches' undrawn pages")
+        s.lemma("pool_within_cache", pool <= self.cache_c)
+        for t in T:
+            s.lemma(f"drawn_is_pinned_{t}", self.drawn[t] == self.p_acc[t],
+                    "every page a call drew from the cache is pinned by that call")
+            s.lemma(f"batch_empty_when_done_{t}",
+                    (self.bacc[t] == 0) | Not(self.h.at(t, "done") | self.h.at(t, "wait")
+                                              | self.h.at(t, "finish")))
+        s.lemma("pool_empty_when_done", (pool == 0) | Not(self.h.at(0, "done")))
 
 
 NO_LEAK, BOUND, ENOMEM_OK, RLIMIT, DEADLOCK = (

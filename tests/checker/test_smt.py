@@ -267,3 +267,11 @@ def test_query_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert query_main([str(MUTEX), "--max", "nope"]) == 2
     assert "neither a state variable" in capsys.readouterr().err
     assert query_main([str(MUTEX), "--max", "in_cs", "--min", "in_cs"]) == 2
+
+
+def test_query_is_a_verb_of_the_checker_cli(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    code = cli_main(["query", str(MUTEX), "--variant", "naive", "--max", "in_cs",
+                     "--format", "json", "--trace-dir", str(tmp_path)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["value"] == 2
