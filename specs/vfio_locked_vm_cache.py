@@ -176,6 +176,7 @@ from checker.expr import (
     FALSE,
     INT,
     TRUE,
+    AllOf,
     Bool,
     Const,
     Enum,
@@ -537,6 +538,11 @@ class _Builder:
     # ---------------------------------------------------------------- build
 
     def build(self) -> None:
+        if self.p.threads >= 3 and self.mm is None:
+            # padata's kworkers are interchangeable; the caller (helper[0]) is not, and
+            # `--symmetry` checks that and permutes helper[1..] (the rwsem form numbers
+            # lock owners, which the checker does not permute)
+            self.s.symmetric("helper")
         self.helper_steps()
         self.refill_steps()
         self.gup_steps()
@@ -1169,12 +1175,12 @@ class _Builder:
                 "what locked_vm holds beyond the pinned pages is the cache minus the "
                 "batches' undrawn pages")
         s.lemma("pool_within_cache", pool <= self.cache_c)
-        for t in T:
-            s.lemma(f"drawn_is_pinned_{t}", self.drawn[t] == self.p_acc[t],
-                    "every page a call drew from the cache is pinned by that call")
-            s.lemma(f"batch_empty_when_done_{t}",
-                    (self.bacc[t] == 0) | Not(self.h.at(t, "done") | self.h.at(t, "wait")
-                                              | self.h.at(t, "finish")))
+        drawn = self.drawn
+        s.lemma("drawn_is_pinned", AllOf(T, lambda t: drawn[t] == self.p_acc[t]),
+                "every page a call drew from the cache is pinned by that call")
+        s.lemma("batch_empty_when_done",
+                AllOf(T, lambda t: (self.bacc[t] == 0) | Not(
+                    self.h.at(t, "done") | self.h.at(t, "wait") | self.h.at(t, "finish"))))
         s.lemma("pool_empty_when_done", (pool == 0) | Not(self.h.at(0, "done")))
 
 
