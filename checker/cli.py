@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--por", action="store_true",
                    help="explicit: partial-order reduction (docs/performance.md)")
     c.add_argument("--slice", action="store_true",
-                   help="explicit: drop variables outside the checked properties' cone of "
-                   "influence (docs/performance.md)")
+                   help="drop variables outside the checked properties' cone of influence "
+                   "(explicit: docs/performance.md; smt: for the proofs, docs/smt.md)")
     c.add_argument("--workers", type=int, default=1, metavar="N",
                    help="explicit: explore with N processes (same result as 1)")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -232,7 +232,7 @@ def _smt(spec: Any, source: str, args: argparse.Namespace) -> list[Result]:
         raise UsageError("the SMT engine is not available in this build") from None
     symbolic = [s for s in args.symbolic.split(",") if s]
     return check_smt(spec, source, args.property, depth=args.depth, prove=args.prove,
-                     symbolic=symbolic, max_seconds=args.max_seconds)
+                     symbolic=symbolic, max_seconds=args.max_seconds, slice=args.slice)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

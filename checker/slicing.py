@@ -50,8 +50,10 @@ class Slice:
                 f"checked properties ({', '.join(self.names)})")
 
 
-def relevant_slots(flat: Flat, properties: list[str] | None) -> set[int]:
-    """The cone of influence of the guards and the checked properties."""
+def relevant_slots(flat: Flat, properties: list[str] | None,
+                   lemmas: bool = False) -> set[int]:
+    """The cone of influence of the guards and the checked properties (and the lemmas,
+    always when every property is checked, or when `lemmas`: induction proofs use them)."""
     kinds = {p.name: p.kind for p in flat.spec.properties}
     wanted = list(kinds) if properties is None else list(properties)
     rel: set[int] = set(slot_refs(flat.finished))
@@ -59,7 +61,7 @@ def relevant_slots(flat: Flat, properties: list[str] | None) -> set[int]:
         e = flat.properties.get(name)
         if e is not None:
             rel |= slot_refs(e)
-    if properties is None:
+    if properties is None or lemmas:
         for e in flat.lemmas.values():
             rel |= slot_refs(e)
     for t in flat.transitions:
@@ -83,18 +85,27 @@ def relevant_slots(flat: Flat, properties: list[str] | None) -> set[int]:
     return rel
 
 
-def slice_spec(compiled: Compiled, properties: list[str] | None) -> Slice:
-    """Drop the updates of irrelevant slots (static targets only)."""
-    flat = compiled.flat
-    rel = relevant_slots(flat, properties)
+def slice_flat(flat: Flat, properties: list[str] | None,
+               lemmas: bool = False) -> tuple[Flat, list[int]]:
+    """The spec without the updates of irrelevant slots, and those slots."""
+    rel = relevant_slots(flat, properties, lemmas)
     irrelevant = sorted(set(range(len(flat.slots))) - rel)
     if not irrelevant:
-        return Slice([], [], compiled)
+        return flat, []
     drop = set(irrelevant)
     transitions = [dataclasses.replace(t, updates=tuple(
         (tgt, v) for tgt, v in t.updates if not (isinstance(tgt, Slot) and tgt.index in drop)))
         for t in flat.transitions]
-    sliced = compile_flat(dataclasses.replace(flat, transitions=transitions))
+    return dataclasses.replace(flat, transitions=transitions), irrelevant
+
+
+def slice_spec(compiled: Compiled, properties: list[str] | None) -> Slice:
+    """Drop the updates of irrelevant slots (static targets only)."""
+    flat = compiled.flat
+    sliced_flat, irrelevant = slice_flat(flat, properties)
+    if not irrelevant:
+        return Slice([], [], compiled)
+    sliced = compile_flat(sliced_flat)
     same = [(a.transition.id, a.choice) for a in compiled.actions] == [
         (a.transition.id, a.choice) for a in sliced.actions]
     if not same:  # cannot happen: guards are unchanged; refuse rather than mislabel actions

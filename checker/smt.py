@@ -811,7 +811,9 @@ class Encoding:
             t = p.t
             if state[t.pc_slot] != t.pc_from:
                 continue
-            if not z3.is_true(m.eval(z3.Not(self.ok(p, s, c)), model_completion=True)):
+            # as in error(): only choice values within their domains count
+            bad = z3.And(self.choice_domain(c, p.keys), z3.Not(self.ok(p, s, c)))
+            if not z3.is_true(m.eval(bad, model_completion=True)):
                 continue
             raw, shown = self.decode_choice(m, t, c)
             where = f"process {t.process}: step {t.step.label}"

@@ -28,6 +28,7 @@ from checker.expr import Expr
 from checker.flat import Flat, instantiate
 from checker.result import BOUNDED_OK, PROVED, UNKNOWN, VIOLATED, Result
 from checker.run import expected_text
+from checker.slicing import slice_flat
 from checker.smt import Choices, Encoding
 from checker.smt_prove import SPACER_REFUTED, prove_deep, prove_inductive
 from checker.smt_solve import (
@@ -259,18 +260,29 @@ def run_goals(eb: Encoding, ei: Encoding, goals: list[Goal], depth: int, prove: 
 
 def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
               depth: int | None = None, prove: bool = False, symbolic: Iterable[str] = (),
-              max_seconds: float | None = None, arith: str = "auto") -> list[Result]:
+              max_seconds: float | None = None, arith: str = "auto",
+              slice: bool = False) -> list[Result]:
     """Check a built spec with z3; one Result per selected property (and per lemma).
 
     max_seconds bounds each engine phase (the shared BMC, each proof attempt) separately.
+    slice: prove on the cone of influence of the selected properties and the lemmas
+    (checker.slicing): ghosts that only other properties read need no lemmas. Sound for
+    the properties (the sliced system is bisimilar on the slots they read); an
+    out-of-domain assignment to a dropped slot is then only looked for by BMC.
     arith: how unrollings represent integers ("auto", "int", "bv"; see `encodings`).
     """
     t0 = time.monotonic()
     flat = instantiate(spec)
+    selected = [p for p in spec.properties if properties is None or p.name in properties]
     enc, ind = encodings(flat, symbolic, arith)
+    dropped: list[str] = []
+    if slice:  # proofs on the cone of influence; BMC and its traces stay on the whole spec
+        sliced, gone = slice_flat(flat, [p.name for p in selected], lemmas=True)
+        if gone:
+            ind = Encoding(sliced, symbolic, "int", [])
+            dropped = [flat.slots[i].name for i in gone]
     seconds = max_seconds if max_seconds is not None else DEFAULT_SECONDS
     k = depth if depth is not None else DEFAULT_DEPTH
-    selected = [p for p in spec.properties if properties is None or p.name in properties]
     names = [p.name for p in selected if p.kind != "lock_order"]
     goals = goals_of(enc, names, lemmas=True)
     outcomes = run_goals(enc, ind, goals, k, prove, seconds, source)
@@ -285,6 +297,9 @@ def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
                         "--engine explicit")
         else:
             _fill(r, outcomes[p.name], symb, enc.arith)
+            if dropped and r.verdict == PROVED:
+                r.reason += (f"; proved on the cone of influence (--slice: {', '.join(dropped)} "
+                             "not tracked, their updates' domains checked only by BMC)")
         results.append(r)
     if properties is None:
         for g in goals:

@@ -214,6 +214,12 @@ Branch = tuple[Any, Effects, str]  # (condition on the post-state, extra effects
 SECTION_LOCKS = {"gup": "read", "refill": "write", "out": "write", "unpin_remote": "write",
                  "release": "write", "undo": "write", "padata_undo": "write",
                  "finish": "write", "unpin_drawn": "write"}
+# fixed's lemmas: where a helper works on a chunk, is inside vfio_pin_pages_remote, may hold
+# a batch, has finished
+WORKING = ("helper", "gup", "page", "out", "refill", "unpin_remote", "undo")
+IN_CALL = ("gup", "page", "out", "refill", "unpin_remote")
+BATCH_AT = ("out", "page", "refill", "unpin_remote")
+FINISHED = ("wait", "done", "finish", "padata_undo")
 RESUME = Enum("resume", "none", "helper", "wait", "done", "refill", "gup", "page", "out",
               "unpin_remote", "release", "undo", "padata_undo", "finish", "unpin_drawn")
 
@@ -1152,36 +1158,95 @@ class _Builder:
         s.deadlock_free("no_deadlock")
         if self.mm is not None:
             s.lock_order("no_lock_inversion")
-        if self.pool is not None:
+        if self.pool is not None and self.mm is None:
             self.lemmas()
 
     def lemmas(self) -> None:
-        """fixed: why it accounts exactly, as strengthening invariants for --prove.
+        """fixed: why it accounts exactly, as strengthening invariants for ``--prove``.
 
-        Every page that needs accounting is charged once: to the shared cache when it is
-        refilled, and the page either still sits in some helper's batch (pinned, counted
-        in acc_pinned, not drawn yet) or was drawn (and is pinned, or was uncharged when it
-        was unpinned). So locked_vm - initial - acc_pinned == pool - sum(bacc), and the
-        overaccount is at most the cache. The explicit engine checks them in every state.
-        They are not yet enough for `--prove`: an induction step also needs the control
-        structure pinned down (e.g. nfini counts the finished helpers, acc_pinned is the
-        sum of what the helpers and the completed chunks hold), or z3 finds unreachable
-        states whose next step leaves a domain.
+        The argument: every page that needs accounting is charged once, to the shared
+        cache when it is refilled; it then sits in some helper's batch (pinned, counted in
+        acc_pinned, not drawn yet) or was drawn (and is pinned, or was uncharged when it
+        was unpinned). So locked_vm - initial - acc_pinned == pool - sum(bacc)
+        (``charged_once``) and the overaccount is at most the cache. The rest pins the
+        control structure down so that an induction step cannot start from a state no run
+        reaches: where each counter can be non-zero, that acc_pinned is what the working
+        helpers and the completed, not yet undone chunks hold, that nfini counts the
+        finished helpers, that helpers work on distinct taken chunks. With them,
+        ``--engine smt --prove --slice`` proves no_leak, overaccount_bound and rlimit for
+        every cache size, limit and initial locked_vm (docs/smt.md). The explicit engine
+        checks every lemma in every state it explores. Atomic mmap_lock form only (the
+        rwsem form has other labels).
         """
-        s, T, pool = self.s, self.T, self.pool
+        s, T, C, h, p, pool = self.s, self.T, self.C, self.h, self.p, self.pool
         assert pool is not None and self.drawn is not None
+        drawn = self.drawn
+
+        def at(t: Any, labels: tuple[str, ...]) -> Expr:
+            return Or(*[h.at(t, label) for label in labels])
+
         s.lemma("charged_once", self.locked_vm - self.initial_c - self.acc_pinned
                 == pool - Sum(T, lambda t: self.bacc[t]),
                 "what locked_vm holds beyond the pinned pages is the cache minus the "
                 "batches' undrawn pages")
         s.lemma("pool_within_cache", pool <= self.cache_c)
-        drawn = self.drawn
+        s.lemma("pool_empty_when_done", (pool == 0) | Not(h.at(0, "done")))
         s.lemma("drawn_is_pinned", AllOf(T, lambda t: drawn[t] == self.p_acc[t]),
                 "every page a call drew from the cache is pinned by that call")
-        s.lemma("batch_empty_when_done",
-                AllOf(T, lambda t: (self.bacc[t] == 0) | Not(
-                    self.h.at(t, "done") | self.h.at(t, "wait") | self.h.at(t, "finish"))))
-        s.lemma("pool_empty_when_done", (pool == 0) | Not(self.h.at(0, "done")))
+        held = lambda t: ite(at(t, WORKING), self.m_acc[t], ZERO) + ite(  # noqa: E731
+            at(t, IN_CALL), self.p_acc[t], ZERO) + self.bacc[t]
+        undone = lambda c: (self.error != OK) & (self.undo_pos[0] > c) & at(  # noqa: E731
+            0, ("padata_undo", "finish", "done"))
+        s.lemma("pins_accounted", self.acc_pinned == Sum(T, held) + Sum(
+            C, lambda c: ite(undone(c), ZERO, self.done_acc[c])),
+            "acc_pinned: the working helpers' pages and the completed chunks not undone")
+        s.lemma("nfini_counts", self.nfini == Sum(T, lambda t: ite(at(t, FINISHED), ONE, ZERO)))
+        locals_ = (self.mapped, self.m_acc, self.m_vp, self.pinned, self.p_acc, self.p_vp,
+                   drawn, self.bsize, self.bacc, self.bvp)
+        per_helper = {
+            "batch_only_in_call": lambda t: at(t, BATCH_AT) | (
+                (self.bsize[t] == 0) & (self.bacc[t] == 0) & (self.bvp[t] == 0)),
+            "call_counters_zero": lambda t: Not(at(t, ("refill", "undo"))) | (
+                (self.pinned[t] == 0) & (self.p_acc[t] == 0) & (drawn[t] == 0)),
+            "batch_counts": lambda t: self.bacc[t] + self.bvp[t] <= self.bsize[t],
+            "call_counts": lambda t: self.p_acc[t] + self.p_vp[t] <= self.pinned[t],
+            "mapped_counts": lambda t: self.m_acc[t] + self.m_vp[t] <= self.mapped[t],
+            "chunk_room": lambda t: Not(at(t, IN_CALL)) | (
+                self.mapped[t] + self.pinned[t] + self.bsize[t] <= p.cp),
+            "gup_has_pages": lambda t: Not(h.at(t, "gup")) | (
+                self.mapped[t] + self.pinned[t] < p.cp),
+            "failed_chunk_clean": lambda t: Not(h.at(t, "helper")) | (self.ret[t] == OK) | (
+                (self.m_acc[t] == 0) & (self.mapped[t] == 0)),
+            "chunk_taken": lambda t: (self.chunk[t] < self.position) & (
+                (self.chunk[t] >= 0) | Not(at(t, WORKING[1:]))),
+            "no_chunk_no_pages": lambda t: (self.chunk[t] >= 0) | _all_zero(t, locals_),
+            "only_the_caller_waits": lambda t: (t == 0) | Not(
+                at(t, ("wait", "finish", "padata_undo"))),
+            "caller_last": lambda t: (t == 0) | h.at(t, "done") | Not(
+                at(0, ("finish", "padata_undo", "done"))),
+        }
+        for name, f in per_helper.items():
+            s.lemma(name, AllOf(T, f))
+        s.lemma("distinct_chunks", AllOf(T, lambda t: AllOf(T, lambda u: (t == u) | Not(
+            at(t, WORKING) & at(u, WORKING) & (self.chunk[t] >= 0)
+            & (self.chunk[t] == self.chunk[u])))))
+        s.lemma("working_chunk_not_done", AllOf(T, lambda t: AllOf(C, lambda c: Not(
+            at(t, WORKING) & (self.chunk[t] == c)) | ((self.done_acc[c] == 0)
+                                                      & Not(self.failed_chunk[c])))))
+        s.lemma("chunk_records", AllOf(C, lambda c: (self.position > c) | (
+            (self.done_acc[c] == 0) & Not(self.failed_chunk[c]))))
+        s.lemma("failed_chunk_not_counted", AllOf(C, lambda c: Not(self.failed_chunk[c])
+                                                  | (self.done_acc[c] == 0)))
+        s.lemma("undo_starts_at_wait", Not(at(0, WORKING + ("wait",)))
+                | (self.undo_pos[0] == 0))
+        s.lemma("undo_only_on_error", Not(h.at(0, "padata_undo")) | (self.error != OK))
+
+
+def _all_zero(t: Any, locals_: tuple[Any, ...]) -> Expr:
+    out: Expr = TRUE
+    for x in locals_:
+        out = out & (x[t] == 0)
+    return out
 
 
 NO_LEAK, BOUND, ENOMEM_OK, RLIMIT, DEADLOCK = (

@@ -103,3 +103,35 @@ def test_real_size_counterexample_replays_on_the_reference_semantics(tmp_path: P
         s = want
     prop = next(p for p in spec.properties if p.name == "overaccount_bound")
     assert not evaluate(flat.properties[prop.name], s, params)
+
+
+ACCOUNTING = ["no_leak", "overaccount_bound", "rlimit"]
+SYMBOLIC = ["cache_pages", "limit_pages", "initial_locked"]
+
+
+@pytest.mark.parametrize("granularity", ["page", "batch"])
+def test_fixed_accounting_is_proved_for_every_cache_and_limit(granularity: str) -> None:
+    """The spec's lemmas make no_leak, overaccount_bound and rlimit of `fixed` inductive
+    (on their cone of influence): PROVED, all depths, every cache size, limit, initial."""
+    params = {"granularity": granularity}
+    if granularity == "batch":
+        params |= {"chunk_pages": 32768, "batch_pages": 512, "cache_pages": 65536}
+    results = check_smt(build(variant="fixed", **params), str(SPEC), ACCOUNTING, prove=True,
+                        symbolic=SYMBOLIC, max_seconds=120, slice=True)
+    assert {r.property: r.verdict for r in results} == dict.fromkeys(ACCOUNTING, "PROVED")
+    assert all("cone of influence" in r.reason for r in results)
+
+
+@pytest.mark.slow
+def test_without_the_slice_the_ghost_counter_blocks_the_proof() -> None:
+    """`need` (read only by no_spurious_enomem) has no lemma bounding it: unsliced, the
+    induction step finds an unreachable state whose next GUP leaves its domain."""
+    results = check_smt(build(variant="fixed"), str(SPEC), ["overaccount_bound"], prove=True,
+                        symbolic=SYMBOLIC, max_seconds=20, depth=2)
+    assert results[0].verdict != "PROVED"
+
+
+def test_a_violated_variant_is_not_proved_with_the_slice() -> None:
+    results = check_smt(build(variant="upfront"), str(SPEC), ["overaccount_bound"], prove=True,
+                        symbolic=SYMBOLIC, max_seconds=60, slice=True)
+    assert results[0].verdict == VIOLATED
