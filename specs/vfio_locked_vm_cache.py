@@ -1182,15 +1182,19 @@ class _Builder:
         assert pool is not None and self.drawn is not None
         drawn = self.drawn
 
+        steps = {st.label for st in h.group.steps} | {"done"}
+
         def at(t: Any, labels: tuple[str, ...]) -> Expr:
-            return Or(*[h.at(t, label) for label in labels])
+            """t is at one of these labels (those this configuration has)."""
+            here = [h.at(t, label) for label in labels if label in steps]
+            return FALSE if not here else here[0] if len(here) == 1 else Or(*here)
 
         s.lemma("charged_once", self.locked_vm - self.initial_c - self.acc_pinned
                 == pool - Sum(T, lambda t: self.bacc[t]),
                 "what locked_vm holds beyond the pinned pages is the cache minus the "
                 "batches' undrawn pages")
         s.lemma("pool_within_cache", pool <= self.cache_c)
-        s.lemma("pool_empty_when_done", (pool == 0) | Not(h.at(0, "done")))
+        s.lemma("pool_empty_when_done", (pool == 0) | Not(at(0, ("done",))))
         s.lemma("drawn_is_pinned", AllOf(T, lambda t: drawn[t] == self.p_acc[t]),
                 "every page a call drew from the cache is pinned by that call")
         held = lambda t: ite(at(t, WORKING), self.m_acc[t], ZERO) + ite(  # noqa: E731
@@ -1213,16 +1217,16 @@ class _Builder:
             "mapped_counts": lambda t: self.m_acc[t] + self.m_vp[t] <= self.mapped[t],
             "chunk_room": lambda t: Not(at(t, IN_CALL)) | (
                 self.mapped[t] + self.pinned[t] + self.bsize[t] <= p.cp),
-            "gup_has_pages": lambda t: Not(h.at(t, "gup")) | (
+            "gup_has_pages": lambda t: Not(at(t, ("gup",))) | (
                 self.mapped[t] + self.pinned[t] < p.cp),
-            "failed_chunk_clean": lambda t: Not(h.at(t, "helper")) | (self.ret[t] == OK) | (
+            "failed_chunk_clean": lambda t: Not(at(t, ("helper",))) | (self.ret[t] == OK) | (
                 (self.m_acc[t] == 0) & (self.mapped[t] == 0)),
             "chunk_taken": lambda t: (self.chunk[t] < self.position) & (
                 (self.chunk[t] >= 0) | Not(at(t, WORKING[1:]))),
             "no_chunk_no_pages": lambda t: (self.chunk[t] >= 0) | _all_zero(t, locals_),
             "only_the_caller_waits": lambda t: (t == 0) | Not(
                 at(t, ("wait", "finish", "padata_undo"))),
-            "caller_last": lambda t: (t == 0) | h.at(t, "done") | Not(
+            "caller_last": lambda t: (t == 0) | at(t, ("done",)) | Not(
                 at(0, ("finish", "padata_undo", "done"))),
         }
         for name, f in per_helper.items():
@@ -1239,7 +1243,7 @@ class _Builder:
                                                   | (self.done_acc[c] == 0)))
         s.lemma("undo_starts_at_wait", Not(at(0, WORKING + ("wait",)))
                 | (self.undo_pos[0] == 0))
-        s.lemma("undo_only_on_error", Not(h.at(0, "padata_undo")) | (self.error != OK))
+        s.lemma("undo_only_on_error", Not(at(0, ("padata_undo",))) | (self.error != OK))
 
 
 def _all_zero(t: Any, locals_: tuple[Any, ...]) -> Expr:
