@@ -197,14 +197,11 @@ def _same(s: Any) -> State:
     return s  # type: ignore[no-any-return]
 
 
-class PackedStates(Sequence[State]):
-    """The explored states in id order, decoded from their packed form on access."""
+class StateSequence(Sequence[State]):
+    """States in id order, produced on access by `_get` (packed, block-stored, rebuilt)."""
 
-    def __init__(self, raw: list[Any], unpack: Callable[[Any], State]) -> None:
-        self.raw, self._unpack = raw, unpack
-
-    def __len__(self) -> int:
-        return len(self.raw)
+    def _get(self, i: int) -> State:
+        raise NotImplementedError
 
     @overload
     def __getitem__(self, i: int) -> State: ...
@@ -213,8 +210,26 @@ class PackedStates(Sequence[State]):
     def __getitem__(self, i: slice) -> list[State]: ...
 
     def __getitem__(self, i: int | slice) -> State | list[State]:
+        n = len(self)
         if isinstance(i, slice):
-            return [self._unpack(x) for x in self.raw[i]]
+            return [self._get(j) for j in range(*i.indices(n))]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._get(i)
+
+
+class PackedStates(StateSequence):
+    """The explored states in id order, decoded from their packed form on access."""
+
+    def __init__(self, raw: list[Any], unpack: Callable[[Any], State]) -> None:
+        self.raw, self._unpack = raw, unpack
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def _get(self, i: int) -> State:
         return self._unpack(self.raw[i])
 
     def __iter__(self) -> Iterator[State]:

@@ -31,9 +31,9 @@ import time
 import zlib
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from checker.explore import (
     Reductions,
     State,
     StateCodec,
+    StateSequence,
     Stats,
     _explore,
     ample,
@@ -58,7 +59,7 @@ ROUND = 16384  # frontier states per round (over all workers)
 POLL = 1.0  # seconds between liveness checks while waiting
 
 
-class BlockStates(Sequence[State]):
+class BlockStates(StateSequence):
     """Explored states stored as fixed-width rows, one numpy block per layer."""
 
     def __init__(self, unpack: Callable[[Any], State], width: int) -> None:
@@ -92,15 +93,7 @@ class BlockStates(Sequence[State]):
         b = bisect_right(self.starts, i) - 1
         return self.blocks[b][i - self.starts[b]].tobytes()
 
-    @overload
-    def __getitem__(self, i: int) -> State: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[State]: ...
-
-    def __getitem__(self, i: int | slice) -> State | list[State]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.n))]
+    def _get(self, i: int) -> State:
         return self._unpack(self.raw(i))
 
     def __iter__(self) -> Iterator[State]:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any
 
 from checker.compile import Compiled, compile_flat
+from checker.explore import StateSequence
 from checker.expr import Slot, SlotSelect
 from checker.flat import Flat, slot_refs
 
@@ -113,7 +114,7 @@ def slice_spec(compiled: Compiled, properties: list[str] | None) -> Slice:
     return Slice(irrelevant, [flat.slots[i].name for i in irrelevant], sliced)
 
 
-class SlicedStates(Sequence[State]):
+class SlicedStates(StateSequence):
     """Full concrete states of a sliced exploration, rebuilt by replaying actions.
 
     `stored` are the sliced states; state sid's full value is the full spec's successor
@@ -149,21 +150,6 @@ class SlicedStates(Sequence[State]):
                 cache.clear()
             cache[k] = s
         return s
-
-    @overload
-    def __getitem__(self, i: int) -> State: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[State]: ...
-
-    def __getitem__(self, i: int | slice) -> State | list[State]:
-        if isinstance(i, slice):
-            return [self._get(j) for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self._get(i)
 
     def __iter__(self) -> Iterator[State]:
         for i in range(len(self)):

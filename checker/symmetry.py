@@ -159,6 +159,21 @@ def _slices(offs: list[int]) -> list[str]:
     return out
 
 
+def _sorted_rows(names: list[str]) -> str:
+    """Expression concatenating a class's row variables in sorted order (two: no sort)."""
+    if len(names) == 2:
+        a, b = names
+        return f"({a} + {b} if {a} <= {b} else {b} + {a})"
+    return f"b''.join(sorted(({', '.join(names)},)))"
+
+
+def _compile_key(lines: list[str]) -> Callable[[Any], bytes]:
+    """Compile generated `def key(b): ...` source."""
+    ns: dict[str, Any] = {}
+    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - our own codegen
+    return ns["key"]  # type: ignore[no-any-return]
+
+
 def make_strided_key(classes: list[SymClass], fixed_rows: list[tuple[int, ...]],
                      offsets: list[int]) -> Callable[[bytes], bytes] | None:
     """See `Symmetry.strided_key`."""
@@ -176,15 +191,9 @@ def make_strided_key(classes: list[SymClass], fixed_rows: list[tuple[int, ...]],
             name = f"x{ci}_{k}"
             names.append(name)
             lines.append(f"    {name} = {' + '.join(_slices([offsets[j] for j in r]))}")
-        if len(names) == 2:
-            a, b2 = names
-            parts.append(f"({a} + {b2} if {a} <= {b2} else {b2} + {a})")
-        else:
-            parts.append(f"b''.join(sorted(({', '.join(names)},)))")
+        parts.append(_sorted_rows(names))
     lines.append(f"    return {' + '.join(parts) or 'b'}")
-    ns: dict[str, Any] = {}
-    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - our own codegen
-    return ns["key"]  # type: ignore[no-any-return]
+    return _compile_key(lines)
 
 
 def make_byte_key(classes: list[SymClass], offsets: list[int],
@@ -203,15 +212,9 @@ def make_byte_key(classes: list[SymClass], offsets: list[int],
             pos += len(r)
             names.append(f"x{ci}_{k}")
             lines.append(f"    x{ci}_{k} = b[{lo}:{hi}]")
-        if len(names) == 2:
-            a, b2 = names
-            parts.append(f"({a} + {b2} if {a} <= {b2} else {b2} + {a})")
-        else:
-            parts.append(f"b''.join(sorted(({', '.join(names)},)))")
+        parts.append(_sorted_rows(names))
     lines.append(f"    return {' + '.join(parts)}")
-    ns: dict[str, Any] = {}
-    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - our own codegen
-    return ns["key"]  # type: ignore[no-any-return]
+    return _compile_key(lines)
 
 
 def make_canonicalizer(classes: list[SymClass]) -> Callable[[State], State]:

@@ -166,6 +166,7 @@ def test_off_gate_expectations_claim_only_the_sure_properties() -> None:
     ({"granularity": "word"}, "granularity"),
     ({"granularity": "batch", "layout": "NNNN"}, "granularity"),
     ({"cache_pages": 0}, "cache_pages"),
+    ({"mmap_lock": "spin"}, "mmap_lock"),
 ])
 def test_bad_parameters_are_refused(params: dict[str, Any], word: str) -> None:
     with pytest.raises(SpecError, match=word):

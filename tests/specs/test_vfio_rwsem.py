@@ -140,3 +140,14 @@ def test_runs_through_the_drawn_uncharge_replay_on_the_model(variant: str) -> No
         _, out = model_replay(trace)
         assert (out.locked_vm, out.acc_pinned) == (last["locked_vm"], last["acc_pinned"])
     assert seen == 10
+
+
+@pytest.mark.parametrize(("threads", "form", "declared"), [
+    (2, "atomic", False), (3, "atomic", True), (3, "rwsem", False)])
+def test_helpers_are_declared_symmetric_where_they_can_be(threads: int, form: str,
+                                                           declared: bool) -> None:
+    """padata's kworkers are interchangeable (the caller is not, `--symmetry` checks which);
+    the rwsem form numbers lock owners, which the checker does not permute."""
+    spec = module().build({"variant": "fixed", "threads": threads, "chunks": threads,
+                           "mmap_lock": form})
+    assert ("helper" in spec.symmetric) is declared
