@@ -434,18 +434,19 @@ class Translator:
         is_and = e.op == "and"
         vals = [v for v, _ in args]
         value = z3.And(*vals) if is_and else z3.Or(*vals)
-        pure = [a for a, x in zip(args, e.args, strict=True) if not self.reads_state(x)]
-        impure = [a for a, x in zip(args, e.args, strict=True) if self.reads_state(x)]
-        # short-circuit over the arguments that read state, in order
+        pure = [self.reads_state(x) is False for x in e.args]
+        # compile.fold first decides the junction by a defined pure argument of the
+        # absorbing value; otherwise the rest is evaluated in order, short-circuiting
         wd: z3.BoolRef = self.T
-        for v, d in reversed(impure):
-            if wd is not self.T:
+        for (v, d), is_pure in zip(reversed(args), reversed(pure), strict=True):
+            if not is_pure and wd is not self.T:
                 wd = z3.Implies(v, wd) if is_and else z3.Implies(z3.Not(v), wd)
             wd = self.conj(d, wd)
-        if pure and wd is not self.T:
-            decided = z3.Or(*[z3.Not(v) if is_and else v for v, _ in pure])
+        if any(pure) and wd is not self.T:
+            decided = z3.Or(*[z3.And(d, z3.Not(v) if is_and else v)
+                              for (v, d), p in zip(args, pure, strict=True) if p])
             wd = z3.Or(decided, wd)
-        return value, self.conj(*[d for _, d in pure], wd)
+        return value, wd
 
 
 def _compare(op: str, a: z3.ExprRef, b: z3.ExprRef, unsigned: bool) -> z3.BoolRef:
