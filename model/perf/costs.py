@@ -26,6 +26,8 @@ and from the few fitted ``Params``:
 - ``jitter``: log-normal spread of the per-unit work (page placement, cache misses);
 - ``writer_spin``: a writer that finds mmap_lock taken first spins (rwsem_optimistic_spin)
   instead of queuing, see sim.py; not a fitted number, the kernel's own limits apply;
+- ``pmd_lock``: GUP follows pages under their PMD table's lock, shared by the helpers
+  working in the same 1 GiB (see sim.py); not a fitted number;
 - ``line``: every mmap_lock operation (down/up, read or write) is an atomic on the
   rw_semaphore's count word; its cache line serves one CPU at a time, so with many
   threads the lock operations themselves queue (the reader-side scalability limit of a
@@ -89,6 +91,8 @@ class UnitCosts:
     handoff: float = RWSEM_WAIT_TIMEOUT
     writer_spin: bool = True
     """rwsem_optimistic_spin for writers (CONFIG_RWSEM_SPIN_ON_OWNER); off for ablation."""
+    pmd_lock: bool = True
+    """GUP's page-table lock is per PMD table (split ptlock): see sim.py; off for ablation."""
 
     @property
     def single_thread_unit(self) -> float:

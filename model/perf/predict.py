@@ -7,8 +7,10 @@ their ratio, like the published speedups (base / test).
 Simulation budget: a job is simulated in full when it is small; otherwise for a window of
 units that covers the steady state (``budget_units``) and the rest is extrapolated at the
 measured rate. With a cache the window spans at least one refill per thread where it
-can (T x cache units), so refills are in the measured rate. Jobs much larger than their
-window share one simulated window of ``WINDOW_JOB_FACTOR`` x budget units (memoised).
+can (T x cache units), so refills are in the measured rate. Of a job much larger than its
+window only the start is laid out: ``WINDOW_JOB_FACTOR`` x budget units, or one chunk of
+the whole job per helper if that is more (the helpers then start as far apart as in the
+kernel). Windows are memoised.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 from model.perf.costs import UNIT_PAGES, Params, UnitCosts, unit_costs
 from model.perf.machines import BACKINGS, Machine, machine
-from model.perf.sim import RunTiming, TimedRun, Workload
+from model.perf.sim import RunTiming, TimedRun, Workload, padata_chunk_units
 
 BASE_BUDGET = 1000
 SINGLE_BUDGET = 1000
@@ -85,7 +87,7 @@ def budget_units(units: int, threads: int, cache_pages: int) -> int:
     return min(units, want)
 
 
-_WINDOWS: dict[tuple[UnitCosts, int, int, int, int, int, str], RunTiming] = {}
+_WINDOWS: dict[tuple[object, ...], RunTiming] = {}
 
 
 def timed_pin(costs: UnitCosts, units: int, threads: int, cache_pages: int,
@@ -94,17 +96,21 @@ def timed_pin(costs: UnitCosts, units: int, threads: int, cache_pages: int,
     budget = budget_units(units, threads, cache_pages)
     sim_units = units
     if budget >= units:
-        key = (costs, threads, cache_pages, units, units, seed, patch)
+        key = (costs, threads, cache_pages, units, units, seed, patch, 0)
     else:
         # In a job of 8 x budget units or more, every chunk is at least twice a thread's
         # share of the window (chunk = units / (4 x threads)), so no thread finishes its
-        # first chunk inside the window: every such job simulates the same window, and
-        # the smallest one is simulated.
-        sim_units = min(units, WINDOW_JOB_FACTOR * budget)
-        key = (costs, threads, cache_pages, budget, sim_units, seed, patch)
+        # first chunk inside the window, and only the start of the job is simulated. It
+        # keeps the whole job's chunks, one per helper, so that the helpers start as far
+        # apart as in the kernel (that decides which PMD tables they share): threads x
+        # chunk is a quarter of the job (padata's load balance factor).
+        chunk = padata_chunk_units(units, threads) if threads > 1 else 0
+        sim_units = min(units, max(WINDOW_JOB_FACTOR * budget, threads * chunk))
+        key = (costs, threads, cache_pages, budget, sim_units, seed, patch, chunk)
     run = _WINDOWS.get(key)
     if run is None:
-        run = TimedRun(Workload(sim_units, threads, cache_pages, patch), costs, seed,
+        job = units if sim_units < units and threads > 1 else 0
+        run = TimedRun(Workload(sim_units, threads, cache_pages, patch, job), costs, seed,
                        budget).run()
         _WINDOWS[key] = run
     return run.pin_s_for(units), run.simulated_units, run.extrapolated

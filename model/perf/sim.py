@@ -37,6 +37,11 @@ RWSEM_NONSPINNABLE (each writer keeps its own reader limit), and the reader gran
 does when it queues a writer behind readers (rwsem_down_write_slowpath's
 RWSEM_WAKE_READERS) still happens on the first failed attempt.
 
+GUP follows each page under the lock of its PMD table (``_pmd_wait``): helpers whose
+chunks lie in the same 1 GiB of address space take turns there. It only matters when the
+job is small enough that padata's chunks are under 1 GiB (the 16G guests), as the RFC's
+author reports ("there's some contention on pmd lock").
+
 Scale: 1 model page = 1 unit of 256 base pages, a batch is 2 units (512 pages) and a huge
 page 2 units, see ``costs.py``. Real huge pages are physically contiguous only within
 themselves, so the layout given to model.mm has a hole (``|``) after every huge page
@@ -45,7 +50,8 @@ on the measured systems (where successive huge pages are rarely physically adjac
 
 Large jobs are simulated up to a budget of units and the rest is extrapolated at the rate
 measured over the second half of the simulated part (``TimedRun.run``); every reported
-result says whether it was extrapolated.
+result says whether it was extrapolated. A simulated window keeps the whole job's chunk
+size (``Workload.job_units``), so the helpers start as far apart as in the kernel.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ from model.vfio_variants import variant
 MIN_CHUNK_UNITS = (128 << 20) // (UNIT_PAGES * 4096)
 """The RFC's padata min_chunk for VFIO, 128M, in units."""
 LOAD_BALANCE_FACTOR = 4
+PMD_TABLE_UNITS = (1 << 30) // (UNIT_PAGES * 4096)
+"""One PMD table maps PTRS_PER_PMD (512) huge pages, 1 GiB: the reach of one pmd lock."""
 RSPIN_MAX_READERS = 30
 """rwsem_rspin_threshold caps the readers it counts at 30 (a 25 us limit)."""
 LOCK_STEPS = frozenset({"gup", "out", "refill", "release"})
@@ -103,6 +111,11 @@ class Workload:
     cache_pages: int
     patch: str = "seed"
     """The test kernel's variant (model/vfio_variants.py): the RFC as posted, or "fixed"."""
+    job_units: int = 0
+    """The whole MAP_DMA when only its start is simulated (0: ``units`` is the whole job).
+
+    With helpers, padata's chunk size is the whole job's, so they start as far apart as
+    they do in the kernel (which PMD tables they share depends on it)."""
 
     def validate(self) -> None:
         if self.units < 1:
@@ -111,11 +124,21 @@ class Workload:
             raise ValueError("threads must be >= 0")
         if self.cache_pages < 0:
             raise ValueError("cache pages must be >= 0")
+        if self.job_units and self.threads > 1 and \
+                self.units < min(self.job_units, self.threads * self.chunk_units):
+            raise ValueError("a window must hold one chunk of the whole job per helper")
 
     @property
     def variant(self) -> str:
         """The base kernel has no cache (upstream); the test kernel runs ``patch``."""
         return "upstream" if self.threads == 0 else self.patch
+
+    @property
+    def chunk_units(self) -> int:
+        """padata_do_multithreaded's chunk for the whole job."""
+        if self.threads > 1 and self.job_units:
+            return padata_chunk_units(self.job_units, self.threads)
+        return padata_chunk_units(self.units, max(self.threads, 1))
 
     @property
     def cache_units(self) -> int:
@@ -166,6 +189,7 @@ class TimedRun:
         self.write_wait_since: dict[int, float] = {}
         self.held_back: dict[int, simpy.Event] = {}
         self.faulting = 0
+        self.pmd_free: dict[int, float] = {}
         self.line_free = 0.0
         self.events = 0
         self.helpers_done = self.env.event()
@@ -180,7 +204,7 @@ class TimedRun:
     def _ioctl(self) -> Generator[Any, None, int]:
         w = self.work
         self.ret = yield from vfio_pin_map_dma(self.ctx, self.caller, self.dma, w.units,
-                                               padata_chunk_units(w.units, max(w.threads, 1)),
+                                               w.chunk_units,
                                                max(w.threads, 1), self._queue_work)
         return self.ret
 
@@ -343,15 +367,18 @@ class TimedRun:
             cost += (mm.account_calls - accts0) * c.write_cs
             if pinned:
                 # Point("mmap_lock read"): GUP (and faults) under the reader, then up_read.
-                cost += pinned * c.gup * self._spread()
+                # A fault (qthr 0) comes first: GUP faults the page in, then follows it
+                # under the PMD table's lock.
+                gup = pinned * c.gup * self._spread()
+                fault = 0.0
                 if c.fault:
                     self.faulting += 1
                     share = max(1.0, self.faulting / c.fault_parallel)
                     fault = pinned * c.fault * share * self._spread()
-                    yield env.timeout(cost + fault)
+                cost += fault + gup + self._pmd_wait(gen, cost + fault, gup)
+                yield env.timeout(cost)
+                if c.fault:
                     self.faulting -= 1
-                else:
-                    yield env.timeout(cost)
                 wait = self._line()
                 if wait:
                     yield env.timeout(wait)
@@ -389,6 +416,39 @@ class TimedRun:
                 continue
             if cost:
                 yield env.timeout(cost)
+
+    def _pmd_wait(self, gen: Generator[Any, None, Any], after: float, follow: float) -> float:
+        """How long this batch's GUP waits for its PMD table's page-table lock.
+
+        The lock is the split pmd ptlock of the page holding the PMD table, one per 1 GiB
+        of address space. v5.14's __get_user_pages resets ``ctx.page_mask`` whenever it
+        fills ``pages``, so a THP is followed one 4 KiB page at a time, each step taking
+        the lock in follow_pmd_mask (pmd_lock, follow_trans_huge_pmd, spin_unlock); a
+        hugetlb page is followed under the same lock by follow_hugetlb_page
+        (huge_pte_lock). Helpers whose chunks share a PMD table therefore follow their
+        pages one after the other. The fault-in that precedes the follow (clear_huge_page)
+        runs outside the lock. The batch's address is read from the model itself: the
+        ``vaddr`` argument of vaddr_get_pfns, the thread's innermost generator.
+
+        Abstracted: the whole follow time ``follow`` counts as serial (what runs outside
+        the lock, the walk down to the pmd and cond_resched, is a few loads, while every
+        acquisition moves the lock's cache line between the helpers), and a table serves
+        its batches first come, first served instead of interleaving 4 KiB steps, which
+        gives the same throughput. The guest RAM is taken as 1 GiB aligned.
+        """
+        if not self.costs.pmd_lock:
+            return 0.0
+        g = gen
+        while g.gi_yieldfrom is not None:
+            g = g.gi_yieldfrom
+        vaddr = g.gi_frame.f_locals.get("vaddr") if g.gi_frame is not None else None
+        if not isinstance(vaddr, int):
+            raise RuntimeError("pages were pinned outside vaddr_get_pfns")
+        table = vaddr // PMD_TABLE_UNITS
+        ready = self.env.now + after
+        start = max(ready, self.pmd_free.get(table, 0.0))
+        self.pmd_free[table] = start + follow
+        return start - ready
 
     def _line(self) -> float:
         """Wait before this thread's atomic on mmap_lock's count word can start (now).

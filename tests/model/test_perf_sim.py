@@ -59,7 +59,8 @@ def test_the_model_code_does_the_accounting() -> None:
 
 
 def test_readers_run_in_parallel_with_a_cache() -> None:
-    c = costs(True)
+    # The four helpers share a PMD table here; the test is about mmap_lock, not pmd_lock.
+    c = costs(True, pmd_lock=False)
     one = TimedRun(Workload(2048, 1, 131072), c).run().pin_s
     four = TimedRun(Workload(2048, 4, 131072), c).run().pin_s
     assert 3.0 < one / four <= 4.0 + 1e-9
@@ -106,6 +107,8 @@ def test_budget_covers_a_refill_per_thread_when_it_can() -> None:
 def test_bad_workload_is_refused() -> None:
     with pytest.raises(ValueError):
         TimedRun(Workload(0, 1, 0), costs(True))
+    with pytest.raises(ValueError):  # 8 helpers need 8 chunks of 16128 units
+        TimedRun(Workload(24000, 8, 0, job_units=126 * 1024), costs(True))
 
 
 def test_writer_spin_limit_is_the_kernels() -> None:
@@ -138,3 +141,39 @@ def test_writer_spinning_saves_wake_ups_without_a_cache() -> None:
     queue = TimedRun(Workload(2048, 8, 0), costs(True, writer_spin=False))
     assert spin.run().pin_s < queue.run().pin_s
     assert spin.mm.locked_vm == queue.mm.locked_vm == 2048  # same accounting either way
+
+
+def thp_prefaulted(**changes: float | bool) -> UnitCosts:
+    c = unit_costs(machine(INTEL), "thp", True, Params(jitter=0.0))
+    return dataclasses.replace(c, **changes)
+
+
+def test_helpers_in_one_pmd_table_follow_their_pages_in_turn() -> None:
+    # 4 GiB, 8 helpers: 128-unit chunks, so the helpers always work in the same 1 GiB
+    # PMD table and GUP's follow of THP pages (per 4 KiB under pmd_lock) is serial.
+    c = thp_prefaulted()
+    locked = TimedRun(Workload(4096, 8, 65536), c).run()
+    free = TimedRun(Workload(4096, 8, 65536), dataclasses.replace(c, pmd_lock=False)).run()
+    serial = 4096 * c.gup
+    assert locked.pin_s >= 0.9 * serial
+    assert free.pin_s < 0.5 * serial
+
+
+def test_helpers_in_separate_pmd_tables_do_not_wait() -> None:
+    # 32 GiB, 8 helpers: 1 GiB chunks, one PMD table each.
+    c = thp_prefaulted()
+    locked = TimedRun(Workload(32768, 8, 65536), c, budget_units=3000).run()
+    free = TimedRun(Workload(32768, 8, 65536), dataclasses.replace(c, pmd_lock=False),
+                    budget_units=3000).run()
+    assert locked.pin_s == free.pin_s
+
+
+def test_a_window_keeps_the_whole_jobs_chunks() -> None:
+    units = 126 * 1024  # the 128G guest
+    assert Workload(24000, 8, 0, job_units=units).chunk_units == padata_chunk_units(units, 8)
+    # The window starts each helper on its own 3.9 GiB chunk, so they share no PMD table
+    # (a window laid out with its own, smaller chunks would put them in shared tables).
+    c = thp_prefaulted()
+    locked = timed_pin(c, units, 8, 65536)
+    free = timed_pin(dataclasses.replace(c, pmd_lock=False), units, 8, 65536)
+    assert locked[2] and locked[0] == free[0]
