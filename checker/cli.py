@@ -15,6 +15,7 @@ from typing import Any
 from checker.compile import SpecRuntimeError
 from checker.explore import Limits, Stats
 from checker.load import LoadError, SpecModule, load_module, parse_overrides, spec_files
+from checker.native import NativeUnavailable
 from checker.report import render_json, render_junit, render_text, render_trace
 from checker.result import Result, exit_code
 from checker.spec import SpecError
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                    "(explicit: docs/performance.md; smt: for the proofs, docs/smt.md)")
     c.add_argument("--workers", type=int, default=1, metavar="N",
                    help="explicit: explore with N processes (same result as 1)")
+    c.add_argument("--native", action="store_true",
+                   help="explicit: run the search compiled to C, same results, faster "
+                   "(needs a C compiler; docs/performance.md)")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     ls = sub.add_parser("list", help="parameters, variants, properties and expectations")
     ls.add_argument("paths", nargs="+", metavar="SPEC_OR_DIR")
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "replay":
             return cmd_replay(args)
         return _extension(args.verb, argv)
-    except (LoadError, SpecError, SpecRuntimeError, TraceError, UsageError) as e:
+    except (LoadError, SpecError, SpecRuntimeError, TraceError, UsageError,
+            NativeUnavailable) as e:
         if debug:
             raise
         print(f"mmcheck: error: {e}", file=sys.stderr)
@@ -171,6 +176,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     limits = Limits(args.max_states, args.max_seconds, args.max_memory)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.native and args.workers > 1:
+        raise UsageError("--native runs one process: drop --workers")
     show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.quiet
     prog = _Progress(show_progress)
     results: list[Result] = []
@@ -192,9 +199,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             else:
                 checked = check(spec, mod.source, args.property, limits, prog,
                                 symmetry=args.symmetry, por=args.por,
-                                workers=args.workers, slice=args.slice)
+                                workers=args.workers, slice=args.slice,
+                                native=args.native)
                 if args.symmetry or args.por or args.slice:
                     print(f"{prog.label}: {checked.exploration.reductions.describe()}",
+                          file=sys.stderr)
+                if args.native:
+                    print(f"{prog.label}: native: the search ran compiled to C",
                           file=sys.stderr)
                 prog.done()
                 results += checked.results

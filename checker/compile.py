@@ -194,6 +194,47 @@ def _needs_check(t: Any, v: Expr) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PlannedAction:
+    """One action as every code generator emits it: guard folded, choice values fixed."""
+
+    aid: int
+    transition: Transition
+    choice: dict[str, int]
+    shown: tuple[tuple[str, Any], ...]
+    guard: Expr
+
+
+def action_plan(flat: Flat, p: dict[str, int]
+                ) -> list[tuple[int, list[tuple[int, list[PlannedAction]]]]]:
+    """Actions grouped by pc slot and label, numbered in the order successors list them.
+
+    The one definition of action ids and successor order, shared by the Python code
+    generator and the C one (`checker.cgen`), so both engines number alike.
+    """
+    by_pc: dict[int, dict[int, list[Transition]]] = {}
+    for t in flat.transitions:
+        by_pc.setdefault(t.pc_slot, {}).setdefault(t.pc_from, []).append(t)
+    out: list[tuple[int, list[tuple[int, list[PlannedAction]]]]] = []
+    aid = 0
+    for pc_slot, by_label in by_pc.items():
+        labels: list[tuple[int, list[PlannedAction]]] = []
+        for label_code, ts in by_label.items():
+            planned: list[PlannedAction] = []
+            for t in ts:
+                for combo in _choice_values(t):
+                    cvals = {n: v for n, v, _ in combo}
+                    guard = fold(t.guard, p, cvals)
+                    if isinstance(guard, Const) and not guard.value:
+                        continue
+                    planned.append(PlannedAction(aid, t, cvals,
+                                                 tuple((n, d) for n, _, d in combo), guard))
+                    aid += 1
+            labels.append((label_code, planned))
+        out.append((pc_slot, labels))
+    return out
+
+
 def compile_flat(flat: Flat, params: dict[str, int] | None = None) -> Compiled:
     """Generate and load the Python code for a Flat spec."""
     p = flat.params | (params or {})
@@ -201,23 +242,16 @@ def compile_flat(flat: Flat, params: dict[str, int] | None = None) -> Compiled:
     actions: list[Action] = []
     lines = ["def successors(s):", "    out = []", "    ap = out.append"]
     guard_src: dict[int, str] = {}
-    by_pc: dict[int, dict[int, list[Transition]]] = {}
-    for t in flat.transitions:
-        by_pc.setdefault(t.pc_slot, {}).setdefault(t.pc_from, []).append(t)
-    for pc_slot, by_label in by_pc.items():
+    for pc_slot, by_label in action_plan(flat, p):
         lines.append(f"    pc = s[{pc_slot}]")
         kw = "if"
-        for label_code, ts in by_label.items():
+        for label_code, planned in by_label:
             body: list[str] = []
-            for t in ts:
-                for combo in _choice_values(t):
-                    cvals = {n: v for n, v, _ in combo}
-                    guard = fold(t.guard, p, cvals)
-                    if isinstance(guard, Const) and not guard.value:
-                        continue
-                    aid = len(actions)
-                    actions.append(Action(aid, t, tuple((n, d) for n, _, d in combo)))
-                    body += _emit_action(g, flat, t, aid, guard, p, cvals, guard_src)
+            for pa in planned:
+                assert pa.aid == len(actions)
+                actions.append(Action(pa.aid, pa.transition, pa.shown))
+                body += _emit_action(g, flat, pa.transition, pa.aid, pa.guard, p, pa.choice,
+                                     guard_src)
             if body:
                 lines.append(f"    {kw} pc == {label_code}:")
                 lines += ["        " + b for b in body]
@@ -332,4 +366,5 @@ def _make_dom(flat: Flat, actions: list[Action]) -> Callable[[int, str, int], No
     return dom
 
 
-__all__ = ["Action", "Compiled", "SpecRuntimeError", "compile_flat", "fold", "INT"]
+__all__ = ["Action", "Compiled", "PlannedAction", "SpecRuntimeError", "action_plan",
+           "compile_flat", "fold", "INT"]

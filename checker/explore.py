@@ -330,20 +330,27 @@ def property_checks(compiled: Compiled, properties: list[str] | None) -> _Checks
 
 def explore(compiled: Compiled, properties: list[str] | None = None, limits: Limits | None = None,
             progress: Progress | None = None, stop_when_all_violated: bool = True,
-            reductions: Reductions | None = None, workers: int = 1) -> Exploration:
+            reductions: Reductions | None = None, workers: int = 1,
+            native: bool = False) -> Exploration:
     """Explore every reachable state breadth-first, checking the named properties.
 
     Invariants are checked on every state, final properties on states where every
     non-daemon process is done, deadlock freedom on states without successors.
     `reductions` (from `make_reductions`) selects symmetry, partial-order reduction and
-    slicing; `workers > 1` explores in parallel processes with the same result. With
-    slicing, `states` rebuilds full states and `compiled` is the unsliced spec.
+    slicing; `workers > 1` explores in parallel processes with the same result, `native`
+    runs the same search compiled to C (checker.native). With slicing, `states` rebuilds
+    full states and `compiled` is the unsliced spec.
     """
     limits = limits or Limits()
     reductions = reductions or Reductions()
     sl = reductions.slice
     target = sl.compiled if sl is not None and sl.active else compiled
-    if workers > 1:
+    if native:
+        from checker.native import explore_native
+
+        ex = explore_native(target, properties, limits, progress, stop_when_all_violated,
+                            reductions)
+    elif workers > 1:
         from checker.parallel import explore_parallel
 
         ex = explore_parallel(target, properties, limits, progress, stop_when_all_violated,

@@ -32,12 +32,12 @@ def expected_text(spec: Spec, prop: str) -> str | None:
 def check(spec: Spec, source: str, properties: list[str] | None = None,
           limits: Limits | None = None, progress: Progress | None = None, *,
           symmetry: bool = False, por: bool = False, workers: int = 1,
-          slice: bool = False) -> Checked:
+          slice: bool = False, native: bool = False) -> Checked:
     """Explore a built spec once and judge every selected property.
 
     `symmetry`/`por`/`slice` switch on the reductions of checker.symmetry / checker.por /
     checker.slicing (a false symmetry declaration raises SymmetryError); `workers > 1`
-    explores in parallel.
+    explores in parallel; `native` runs the same search compiled to C (checker.native).
     """
     flat = instantiate(spec)
     compiled = compile_flat(flat)
@@ -47,7 +47,7 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
                                  lock_order=any(p.kind == "lock_order" for p in props),
                                  slice=slice)
     ex = explore(compiled, names, limits or Limits(), progress, reductions=reductions,
-                 workers=workers)
+                 workers=workers, native=native)
     st = ex.stats
     results = []
     for p in props:
@@ -64,9 +64,10 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
                 r.detail = describe_deadlock(ex, sid)
         elif not ex.complete:
             r.verdict, r.reason = INCOMPLETE, ex.stop_reason
-        if symmetry or por or slice or workers > 1:
+        if symmetry or por or slice or workers > 1 or native:
             r.extra["reductions"] = reductions.describe()
             r.extra["workers"] = ex.workers
+            r.extra["native"] = native
         results.append(r)
     return Checked(spec, flat, compiled, ex, results)
 

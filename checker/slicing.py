@@ -20,7 +20,7 @@ checked. SPIN's default "hide write-only variables" is the special case with no 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from checker.compile import Compiled, compile_flat
 from checker.explore import StateSequence
 from checker.expr import Slot, SlotSelect
 from checker.flat import Flat, slot_refs
+from checker.liveness import dead_mask, reset_dead
 
 State = tuple[int, ...]
 
@@ -38,17 +39,26 @@ class Slice:
 
     irrelevant: list[int]
     names: list[str]
-    compiled: Compiled  # the spec without updates of irrelevant slots
+    compiled: Compiled  # the spec without updates of irrelevant slots, dead locals reset
+    reset: list[str] = dataclasses.field(default_factory=list)  # locals reset where dead
 
     @property
     def active(self) -> bool:
-        return bool(self.irrelevant)
+        return bool(self.irrelevant or self.reset)
 
     def describe(self) -> str:
-        if not self.irrelevant:
-            return "slice: every variable is relevant"
-        return (f"slice: {len(self.irrelevant)} slots outside the cone of influence of the "
-                f"checked properties ({', '.join(self.names)})")
+        parts = []
+        if self.irrelevant:
+            parts.append(f"{len(self.irrelevant)} slots outside the cone of influence of the "
+                         f"checked properties ({', '.join(self.names)})")
+        if self.reset:
+            parts.append(f"{len(self.reset)} locals reset where dead ({_short(self.reset)})")
+        return "slice: " + ("; ".join(parts) or "every variable is relevant and live")
+
+
+def _short(names: list[str], most: int = 6) -> str:
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def relevant_slots(flat: Flat, properties: list[str] | None,
@@ -101,17 +111,37 @@ def slice_flat(flat: Flat, properties: list[str] | None,
 
 
 def slice_spec(compiled: Compiled, properties: list[str] | None) -> Slice:
-    """Drop the updates of irrelevant slots (static targets only)."""
+    """Drop the updates of irrelevant slots (static targets only) and reset dead locals
+    (checker.liveness)."""
     flat = compiled.flat
     sliced_flat, irrelevant = slice_flat(flat, properties)
-    if not irrelevant:
+    sliced_flat, reset = reset_dead(sliced_flat, properties)
+    if not irrelevant and not reset:
         return Slice([], [], compiled)
     sliced = compile_flat(sliced_flat)
     same = [(a.transition.id, a.choice) for a in compiled.actions] == [
         (a.transition.id, a.choice) for a in sliced.actions]
     if not same:  # cannot happen: guards are unchanged; refuse rather than mislabel actions
         return Slice([], [], compiled)
-    return Slice(irrelevant, [flat.slots[i].name for i in irrelevant], sliced)
+    return Slice(irrelevant, [flat.slots[i].name for i in irrelevant], sliced,
+                 [flat.slots[i].name for i in reset])
+
+
+def slice_view(flat: Flat, properties: list[str] | None) -> Callable[[State], State]:
+    """What a sliced exploration tells apart: the relevant slots, dead locals reset.
+
+    Two reachable states with one view have the same future on everything checked; the
+    sliced exploration reaches exactly the views of the spec's reachable states.
+    """
+    sliced, _ = slice_flat(flat, properties)
+    mask = dead_mask(sliced, properties)
+    keep = sorted(relevant_slots(flat, properties))
+
+    def view(s: State) -> State:
+        m = mask(s)
+        return tuple(m[i] for i in keep)
+
+    return view
 
 
 class SlicedStates(StateSequence):
@@ -156,4 +186,4 @@ class SlicedStates(StateSequence):
             yield self._get(i)
 
 
-__all__ = ["Slice", "SlicedStates", "relevant_slots", "slice_spec"]
+__all__ = ["Slice", "SlicedStates", "relevant_slots", "slice_spec", "slice_view"]

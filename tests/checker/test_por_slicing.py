@@ -17,7 +17,7 @@ from checker.expr import AllOf, Bool, Int, Not, ite
 from checker.flat import instantiate
 from checker.result import VIOLATED
 from checker.run import check
-from checker.slicing import SlicedStates, relevant_slots
+from checker.slicing import SlicedStates, relevant_slots, slice_view
 from checker.spec import Spec, SpecBuilder
 from checker.trace import replay_on_spec
 from specs.mmap_lock import build as mmap_lock
@@ -62,9 +62,8 @@ def compare(spec: Spec, props: list[str] | None) -> tuple[Exploration, Explorati
     assert (full.deadlock is None) == (sliced.deadlock is None)
     for prop, sid in sliced.violations.items():
         assert len(sliced.path(sid)) == len(full.path(full.violations[prop]))
-    keep = sorted(relevant_slots(compiled.flat, props))
-    assert {tuple(s[i] for i in keep) for s in full.states} == {
-        tuple(s[i] for i in keep) for s in sliced.states}
+    view = slice_view(compiled.flat, props)
+    assert {view(s) for s in full.states} == {view(s) for s in sliced.states}
     # stored states are full and concrete: each is its parent's successor on the spec
     for sid in range(1, len(sliced.states)):
         succ = dict(compiled.successors(sliced.states[sliced.parent[sid]]))

@@ -28,7 +28,7 @@ from checker.compile import Compiled, compile_flat
 from checker.explore import Exploration, explore, make_reductions
 from checker.flat import instantiate
 from checker.run import check
-from checker.slicing import relevant_slots
+from checker.slicing import relevant_slots, slice_view
 from checker.spec import Spec
 from checker.symmetry import SymmetryError
 from specs.contpte import VARIANTS as CONTPTE_VARIANTS
@@ -145,9 +145,8 @@ def sweep(name: str, spec: Spec, props: list[str] | None) -> None:
                      reductions=make_reductions(compiled, names, symmetry=False, por=False,
                                                 slice=True))
     same_verdicts(full, sliced)
-    keep = sorted(relevant_slots(compiled.flat, names))
-    assert {tuple(s[i] for i in keep) for s in full.states} == {
-        tuple(s[i] for i in keep) for s in sliced.states}
+    view = slice_view(compiled.flat, names)
+    assert {view(s) for s in full.states} == {view(s) for s in sliced.states}
 
     # two workers: state for state
     two = explore(compiled, names, stop_when_all_violated=False, workers=2)
