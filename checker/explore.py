@@ -259,6 +259,7 @@ class Exploration:
     reductions: Reductions = field(default_factory=Reductions)
     workers: int = 1
     canonical: Callable[[State], State] | None = None
+    build_seconds: float = 0.0  # --native: generating and compiling the C (in stats.seconds)
 
     def path(self, sid: int) -> list[tuple[int, int]]:
         """(action id, state id) pairs from the initial state to sid; action -1 first."""

@@ -148,6 +148,7 @@ def explore_native(compiled: Compiled, properties: list[str] | None, limits: Lim
     except Unsupported as e:
         raise NativeUnavailable(f"--native: {e}") from e
     lib = _load(build(src))
+    built = time.monotonic() - t0
     init = (ctypes.c_int64 * len(compiled.initial))(*compiled.initial)
     n_act = max(len(compiled.actions), 1)
     safe = (ctypes.c_int8 * n_act)(*(por.safe if por else [0] * n_act))
@@ -158,7 +159,8 @@ def explore_native(compiled: Compiled, properties: list[str] | None, limits: Lim
                          int(stop_when_all_violated), checks.count, int(por is not None),
                          safe, proc)
     ex = Exploration(compiled, [], None, array("i"), array("i"), reductions=reductions,
-                     canonical=sym.canonicalizer() if classes and sym is not None else None)
+                     canonical=sym.canonicalizer() if classes and sym is not None else None,
+                     build_seconds=built)
     deadline = None if limits.max_seconds is None else t0 + limits.max_seconds
     last = t0
     try:
