@@ -18,8 +18,7 @@ static uint8_t EKEY[(size_t)NACT * W];
 static uint64_t EHASH[NACT];
 static int64_t EFOUND[NACT];
 
-/* The randomly accessed arrays (hash table, keys) on transparent huge pages: fewer TLB
- * misses. */
+/* The hash table on transparent huge pages: its random probes miss the TLB less. */
 static void *huge(void *p, size_t n) {
     const uintptr_t H = (uintptr_t)1 << 21;
     if (p && n >= 2 * H) {
@@ -65,7 +64,7 @@ static int grow(void) {
         if (!st) return -1;
         ST = st;
         if (SYM) {
-            uint8_t *k = huge(realloc(KEYS, (size_t)cap * W), (size_t)cap * W);
+            uint8_t *k = realloc(KEYS, (size_t)cap * W);
             if (!k) return -1;
             KEYS = k;
         }
@@ -77,7 +76,7 @@ static int grow(void) {
         ACTION = a;
         CAP = cap;
     }
-    if ((uint64_t)(COUNT + 1) * 2 > HCAP) {
+    if ((uint64_t)(COUNT + 1) * 4 > HCAP * 3) {  /* load factor 3/4 */
         uint64_t cap = HCAP * 2;
         uint64_t *ht = huge(calloc(cap, 8), cap * 8), *old = HT, oldcap = HCAP;
         if (!ht) return -1;
