@@ -155,40 +155,57 @@ def _pack(codes: list[str]) -> list[str]:
     return pack + ["}"] + unpack + ["}"], off  # type: ignore[return-value]
 
 
-def _key(classes: list[tuple[tuple[int, ...], ...]], codes: list[str]) -> list[str]:
-    """make_key: the visited-set key of a state (its packing, each class's rows sorted).
+def _key(classes: list[tuple[tuple[int, ...], ...]], codes: list[str]) -> tuple[list[str], int]:
+    """make_key: the visited-set key of a state (its packing, each class's rows sorted),
+    and the number of permutation bytes stored with each key (0: states stored apart).
 
     With one-byte row slots the rows are packed as contiguous byte strings after the
-    other slots and sorted with memcmp; otherwise rows are sorted as values, then packed.
+    other slots and sorted with memcmp; the permutation that sorted them (one byte per
+    row: which instance's row went there) is returned too, and `unkey` rebuilds the
+    concrete state from key and permutation, so the state itself need not be stored.
+    Otherwise rows are sorted as values, then packed, and states are stored as well.
     """
+    sig = "static void make_key(const V *s, uint8_t *k, uint8_t *perm)"
     if not classes:
-        return ["static void make_key(const V *s, uint8_t *k) { pack(s, k); }"]
+        return [sig + " { (void)perm; pack(s, k); }"], 0
     row_slots = {j for rows in classes for row in rows for j in row}
-    if any(SIZES[codes[j]] != 1 for j in row_slots):
-        lines = ["static V TMP[NS];", "static void make_key(const V *s, uint8_t *k) {",
+    if any(SIZES[codes[j]] != 1 for j in row_slots) or any(len(r) > 255 for r in classes):
+        lines = ["static V TMP[NS];", sig + " {", "    (void)perm;",
                  "    memcpy(TMP, s, sizeof(V) * NS);"]
         for ci, rows in enumerate(classes):
             r, w = len(rows), len(rows[0])
             flat_rows = ", ".join(str(j) for row in rows for j in row)
             lines.append(f"    {{ static const int R{ci}[{r * w}] = {{{flat_rows}}};")
             lines.append(f"      sort_rows(TMP, R{ci}, {r}, {w}); }}")
-        return lines + ["    pack(TMP, k);", "}"]
-    lines = ["static void make_key(const V *s, uint8_t *k) {"]
+        return lines + ["    pack(TMP, k);", "}"], 0
+    key = [sig + " {"]
+    unkey = ["static void unkey(const uint8_t *k, const uint8_t *perm, V *s) {"]
     off = 0
     for j, c in enumerate(codes):
         if j in row_slots:
             continue
         ct = CTYPES[c]
-        lines.append(f"    {{ {ct} x = ({ct})s[{j}]; memcpy(k + {off}, &x, {SIZES[c]}); }}")
+        key.append(f"    {{ {ct} x = ({ct})s[{j}]; memcpy(k + {off}, &x, {SIZES[c]}); }}")
+        unkey.append(f"    {{ {ct} x; memcpy(&x, k + {off}, {SIZES[c]}); s[{j}] = (V)x; }}")
         off += SIZES[c]
-    for rows in classes:
+    poff = 0
+    for ci, rows in enumerate(classes):
         r, w = len(rows), len(rows[0])
-        lines.append(f"    {{ uint8_t *b = k + {off};")
+        key.append(f"    {{ uint8_t *b = k + {off};")
         for a, row in enumerate(rows):
-            lines += [f"      b[{a * w + q}] = (uint8_t)s[{j}];" for q, j in enumerate(row)]
-        lines.append(f"      sort_bytes(b, {r}, {w}); }}")
+            key += [f"      b[{a * w + q}] = (uint8_t)s[{j}];" for q, j in enumerate(row)]
+        key.append(f"      sort_bytes(b, {r}, {w}, perm + {poff}); }}")
+        flat_rows = ", ".join(str(j) for row in rows for j in row)
+        casts = ", ".join("1" if codes[j] == "b" else "0" for row in rows for j in row)
+        unkey.append(f"    {{ static const int R{ci}[{r * w}] = {{{flat_rows}}};")
+        unkey.append(f"      static const char S{ci}[{r * w}] = {{{casts}}};")
+        unkey.append(f"      for (int q = 0; q < {r}; q++) for (int j = 0; j < {w}; j++) {{")
+        unkey.append(f"        int at = perm[{poff} + q] * {w} + j, x = R{ci}[at];")
+        unkey.append(f"        uint8_t v = k[{off} + q * {w} + j];")
+        unkey.append(f"        s[x] = S{ci}[at] ? (V)(int8_t)v : (V)v; }} }}")
         off += r * w
-    return lines + ["}"]
+        poff += r
+    return key + ["}"] + unkey + ["}"], poff
 
 
 def c_source(compiled: Compiled, checks: list[tuple[str, Expr | None]], finals: list[Expr | None],
@@ -208,6 +225,7 @@ def c_source(compiled: Compiled, checks: list[tuple[str, Expr | None]], finals: 
             "typedef int64_t V;", f"#define NS {len(flat.slots)}", f"#define W {width}",
             f"#define NACT {max(n_actions, 1)}", f"#define NINV {len(checks)}",
             f"#define NFIN {len(finals)}", f"#define SYM {int(bool(classes))}",
+            "#define PERMS @PERMS@",
             "static int ERR;", resources.files("checker").joinpath("native_prelude.c").read_text()]
     body: list[str] = []
     body += _successors(compiled)
@@ -220,9 +238,11 @@ def c_source(compiled: Compiled, checks: list[tuple[str, Expr | None]], finals: 
         [f"inv_{k}" for k in range(len(checks))] or ["0"]) + "};",
         "static int (*const FIN[])(const V *) = {" + ", ".join(
         [f"fin_{k}" for k in range(len(finals))] or ["0"]) + "};"]
-    body += pack + _key(classes, codes) + tables
+    key, perms = _key(classes, codes)
+    body += pack + key + tables
     bfs = resources.files("checker").joinpath("native_bfs.c").read_text()
-    return "\n".join(head + body + [bfs]) + "\n"
+    src = "\n".join(head + body + [bfs]) + "\n"
+    return src.replace("@PERMS@", str(perms), 1)
 
 
 __all__ = ["Unsupported", "c_source", "cexpr"]

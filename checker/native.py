@@ -39,6 +39,7 @@ from checker.explore import (
     Progress,
     Reductions,
     StateCodec,
+    StateSequence,
     Stats,
     peak_rss_mib,
     property_checks,
@@ -118,6 +119,11 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.mm_violation.argtypes = [i32]
     lib.mm_depth.restype = i32
     lib.mm_release.restype = None
+    lib.mm_nperms.restype = i32
+    lib.mm_unkey.restype = None
+    lib.mm_unkey.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+    for name in ("mm_keys", "mm_perms"):
+        getattr(lib, name).restype = ctypes.c_void_p
     lib.mm_width.restype = i32
     for name in ("mm_states", "mm_parents", "mm_actions"):
         getattr(lib, name).restype = ctypes.c_void_p
@@ -204,12 +210,18 @@ class _Owned:
 def _collect(lib: ctypes.CDLL, ex: Exploration, compiled: Compiled, codec: StateCodec,
              checks: Any, status: int, limits: Limits, t0: float) -> Exploration:
     """Hand the C results to an Exploration (no copy: the arrays are taken over)."""
-    count, width = lib.mm_count(), lib.mm_width()
-    states = _Owned(lib.mm_states(), count * width)
+    count, width, nperms = lib.mm_count(), lib.mm_width(), lib.mm_nperms()
     parents = _Owned(lib.mm_parents(), count * 4)
     actions = _Owned(lib.mm_actions(), count * 4)
-    lib.mm_release()
-    ex.states = PackedStates(_Rows(states, width), codec.unpack)
+    if nperms:
+        keys = _Owned(lib.mm_keys(), count * width)
+        perms = _Owned(lib.mm_perms(), count * nperms)
+        lib.mm_release()
+        ex.states = _KeyedStates(lib, keys, perms, width, nperms, len(compiled.initial))
+    else:
+        states = _Owned(lib.mm_states(), count * width)
+        lib.mm_release()
+        ex.states = PackedStates(_Rows(states, width), codec.unpack)
     ex.parent = _Ints(parents, count)  # type: ignore[assignment]
     ex.action = _Ints(actions, count)  # type: ignore[assignment]
     if status == MM_ERROR:
@@ -236,6 +248,26 @@ def _collect(lib: ctypes.CDLL, ex: Exploration, compiled: Compiled, codec: State
     ex.stats = Stats(count, lib.mm_transitions(), lib.mm_depth(), time.monotonic() - t0,
                      peak_rss_mib())
     return ex
+
+
+class _KeyedStates(StateSequence):
+    """States stored as their symmetry key and the permutation that sorted their rows:
+    the concrete state is rebuilt by the C `unkey` on access."""
+
+    def __init__(self, lib: ctypes.CDLL, keys: _Owned, perms: _Owned, width: int,
+                 nperms: int, nslots: int) -> None:
+        self.lib, self.keys, self.perms = lib, keys, perms
+        self.width, self.nperms = width, nperms
+        self.n = len(keys.view) // width if width else 0
+        self.out = (ctypes.c_int64 * nslots)()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _get(self, i: int) -> tuple[int, ...]:
+        self.lib.mm_unkey(ctypes.c_void_p(self.keys.ptr + i * self.width),
+                          ctypes.c_void_p(self.perms.ptr + i * self.nperms), self.out)
+        return tuple(self.out)
 
 
 class _Ints(Sequence[int]):

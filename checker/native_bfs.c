@@ -3,7 +3,8 @@
 enum { MM_MORE = 0, MM_DONE = 1, MM_ERROR = 2, MM_LIMIT = 3, MM_ALLVIOL = 4, MM_DEPTH = 5,
        MM_NOMEM = 6 };
 
-static uint8_t *ST, *KEYS;
+#define PALLOC (PERMS ? PERMS : 1)
+static uint8_t *ST, *KEYS, *PERM;  /* with PERMS, a state is its key and permutation: no ST */
 static int32_t *PARENT, *ACTION;
 static int64_t COUNT, CAP, NEXT, LAYER_END, TRANS, MAX_STATES, DEADLOCK = -1, ERRSTATE = -1;
 static int DEPTH, MAX_DEPTH, CHECK_DEADLOCK, STOP_ALL, NCHECKS, POR;
@@ -14,7 +15,7 @@ static int8_t *SAFE;
 static int32_t *PROC;
 static V CUR[NS], OUT[(size_t)NACT * NS];
 static int AIDS[NACT], PICK[NACT];
-static uint8_t EKEY[(size_t)NACT * W];
+static uint8_t EKEY[(size_t)NACT * W], EPERM[(size_t)NACT * PALLOC];
 static uint64_t EHASH[NACT];
 static int64_t EFOUND[NACT];
 
@@ -60,9 +61,15 @@ static void insert_h(uint64_t h, int64_t id) {
 static int grow(void) {
     if (COUNT + 1 >= CAP) {
         int64_t cap = CAP * 2;
-        uint8_t *st = realloc(ST, (size_t)cap * W);
-        if (!st) return -1;
-        ST = st;
+        if (PERMS) {
+            uint8_t *pm = realloc(PERM, (size_t)cap * PALLOC);
+            if (!pm) return -1;
+            PERM = pm;
+        } else {
+            uint8_t *st = realloc(ST, (size_t)cap * W);
+            if (!st) return -1;
+            ST = st;
+        }
         if (SYM) {
             uint8_t *k = realloc(KEYS, (size_t)cap * W);
             if (!k) return -1;
@@ -106,11 +113,13 @@ static void check_state(int64_t sid, const V *s) {
         for (int k = 0; k < NFIN; k++)
             if (VIOL[NINV + k] < 0 && !FIN[k](s)) VIOL[NINV + k] = sid;
 }
-static int add(const V *s, const uint8_t *k, uint64_t h, int64_t parent, int aid) {
+static int add(const V *s, const uint8_t *k, const uint8_t *perm, uint64_t h, int64_t parent,
+               int aid) {
     if (COUNT >= MAX_STATES) return MM_LIMIT;
     if (grow()) return MM_NOMEM;
     int64_t sid = COUNT++;
-    pack(s, ST + (size_t)sid * W);
+    if (PERMS) memcpy(PERM + (size_t)sid * PALLOC, perm, PALLOC);
+    else pack(s, ST + (size_t)sid * W);
     if (SYM) memcpy(KEYS + (size_t)sid * W, k, W);
     PARENT[sid] = (int32_t)parent;
     ACTION[sid] = aid;
@@ -128,13 +137,15 @@ int mm_init(const V *init, int64_t max_states, int max_depth, int check_deadlock
     STOP_ALL = stop_all; NCHECKS = nchecks; POR = por; SAFE = (int8_t *)safe;
     PROC = (int32_t *)proc;
     for (int k = 0; k < NINV + NFIN + 1; k++) VIOL[k] = -1;
-    ST = malloc((size_t)CAP * W); KEYS = SYM ? malloc((size_t)CAP * W) : 0;
+    ST = PERMS ? 0 : malloc((size_t)CAP * W); KEYS = SYM ? malloc((size_t)CAP * W) : 0;
+    PERM = PERMS ? malloc((size_t)CAP * PALLOC) : 0;
     PARENT = malloc((size_t)CAP * 4); ACTION = malloc((size_t)CAP * 4);
     HT = calloc(HCAP, 8);
-    if (!ST || !PARENT || !ACTION || !HT || (SYM && !KEYS)) return MM_NOMEM;
-    uint8_t k[W];
-    make_key(init, k);
-    return add(init, k, hash(k), -1, -1);
+    if ((!PERMS && !ST) || !PARENT || !ACTION || !HT || (SYM && !KEYS) || (PERMS && !PERM))
+        return MM_NOMEM;
+    uint8_t k[W], pm[PALLOC];
+    make_key(init, k, pm);
+    return add(init, k, pm, hash(k), -1, -1);
 }
 
 int mm_run(int64_t budget) {
@@ -145,13 +156,17 @@ int mm_run(int64_t budget) {
             LAYER_END = COUNT;
             if (MAX_DEPTH >= 0 && DEPTH >= MAX_DEPTH) return MM_DEPTH;
         }
+#if PERMS
+        unkey(KEYS + (size_t)NEXT * W, PERM + (size_t)NEXT * PALLOC, CUR);
+#else
         unpack(ST + (size_t)NEXT * W, CUR);
+#endif
         int n = successors(CUR, OUT, AIDS);
         if (n < 0) { ERRSTATE = NEXT; return MM_ERROR; }
         if (n == 0 && CHECK_DEADLOCK && DEADLOCK < 0 && !finished(CUR)) DEADLOCK = NEXT;
         for (int e = 0; e < n; e++) {
             uint8_t *k = EKEY + (size_t)e * W;
-            make_key(OUT + (size_t)e * NS, k);
+            make_key(OUT + (size_t)e * NS, k, EPERM + (size_t)e * PALLOC);
             EHASH[e] = hash(k);
             __builtin_prefetch(&HT[EHASH[e] & (HCAP - 1)]);
             PICK[e] = 1;
@@ -182,7 +197,8 @@ int mm_run(int64_t budget) {
             if (EFOUND[e] >= 0) continue;
             const uint8_t *k = EKEY + (size_t)e * W;
             if (added && lookup_h(k, EHASH[e]) >= 0) continue;  /* an earlier entry's twin */
-            int r = add(OUT + (size_t)e * NS, k, EHASH[e], NEXT, AIDS[e]);
+            int r = add(OUT + (size_t)e * NS, k, EPERM + (size_t)e * PALLOC, EHASH[e], NEXT,
+                        AIDS[e]);
             if (r != MM_MORE) return r;
             added = 1;
         }
@@ -200,11 +216,25 @@ int64_t mm_deadlock(void) { return DEADLOCK; }
 int64_t mm_errstate(void) { return ERRSTATE; }
 int mm_width(void) { return W; }
 const uint8_t *mm_states(void) { return ST; }
+const uint8_t *mm_keys(void) { return KEYS; }
+const uint8_t *mm_perms(void) { return PERM; }
+int mm_nperms(void) { return PERMS; }
+/* The concrete state of a stored key and permutation (PERMS only). */
+void mm_unkey(const uint8_t *k, const uint8_t *perm, V *out) {
+#if PERMS
+    unkey(k, perm, out);
+#else
+    (void)k; (void)perm; (void)out;
+#endif
+}
 const int32_t *mm_parents(void) { return PARENT; }
 const int32_t *mm_actions(void) { return ACTION; }
 /* Python takes the states, parents and actions (it frees them); the rest is freed here. */
-void mm_release(void) { ST = 0; PARENT = ACTION = 0; }
+void mm_release(void) {
+    ST = 0; PARENT = ACTION = 0;
+    if (PERMS) { KEYS = 0; PERM = 0; }
+}
 void mm_free(void) {
-    free(ST); free(KEYS); free(PARENT); free(ACTION); free(HT);
-    ST = KEYS = 0; PARENT = ACTION = 0; HT = 0;
+    free(ST); free(KEYS); free(PERM); free(PARENT); free(ACTION); free(HT);
+    ST = KEYS = PERM = 0; PARENT = ACTION = 0; HT = 0;
 }

@@ -49,18 +49,23 @@ static void sort_rows(V *s, const int *rows, int r, int w) {
     for (int k = 0; k < r; k++)
         for (int j = 0; j < w; j++) s[rows[k * w + j]] = tmp[order[k] * w + j];
 }
-/* Sort `r` rows of `w` bytes, stored one after the other, by memcmp (insertion sort). */
-static void sort_bytes(uint8_t *b, int r, int w) {
+/* Sort `r` rows of `w` bytes, stored one after the other, by memcmp (insertion sort);
+ * perm[q] becomes the original position of the row now at q. */
+static void sort_bytes(uint8_t *b, int r, int w, uint8_t *perm) {
     uint8_t x[256];
+    for (int k = 0; k < r; k++) perm[k] = (uint8_t)k;
     if (w > 256) return;
     for (int k = 1; k < r; k++) {
         if (memcmp(b + (k - 1) * w, b + k * w, w) <= 0) continue;
         memcpy(x, b + k * w, w);
+        uint8_t px = perm[k];
         int m = k - 1;
         while (m >= 0 && memcmp(b + m * w, x, w) > 0) {
             memcpy(b + (m + 1) * w, b + m * w, w);
+            perm[m + 1] = perm[m];
             m--;
         }
         memcpy(b + (m + 1) * w, x, w);
+        perm[m + 1] = px;
     }
 }
