@@ -479,11 +479,9 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
                 break
             if i % CHECK_EVERY == 0:
                 now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    ex.stop_reason = f"time limit {limits.max_seconds:g}s"
-                    break
-                if limits.max_memory_mib is not None and peak_rss_mib() > limits.max_memory_mib:
-                    ex.stop_reason = f"memory cap {limits.max_memory_mib} MiB"
+                stop = limit_reached(limits, deadline, now)
+                if stop:
+                    ex.stop_reason = stop
                     break
                 if progress is not None and now - last_progress > 0.2:
                     last_progress = now
@@ -497,6 +495,15 @@ def _explore(compiled: Compiled, properties: list[str] | None, limits: Limits,
         ex.complete = False
     ex.stats = Stats(len(raw), transitions, depth, time.monotonic() - t0, peak_rss_mib())
     return ex
+
+
+def limit_reached(limits: Limits, deadline: float | None, now: float) -> str:
+    """Why the run must stop now (time or memory cap), or "" to go on."""
+    if deadline is not None and now >= deadline:
+        return f"time limit {limits.max_seconds:g}s"
+    if limits.max_memory_mib is not None and peak_rss_mib() > limits.max_memory_mib:
+        return f"memory cap {limits.max_memory_mib} MiB"
+    return ""
 
 
 def codec_and_key(compiled: Compiled, sym: Symmetry | None

@@ -41,6 +41,7 @@ from checker.explore import (
     StateCodec,
     StateSequence,
     Stats,
+    limit_reached,
     peak_rss_mib,
     property_checks,
 )
@@ -175,11 +176,9 @@ def explore_native(compiled: Compiled, properties: list[str] | None, limits: Lim
             now = time.monotonic()
             if status != MM_MORE:
                 break
-            if deadline is not None and now >= deadline:
-                ex.stop_reason = f"time limit {limits.max_seconds:g}s"
-                break
-            if limits.max_memory_mib is not None and peak_rss_mib() > limits.max_memory_mib:
-                ex.stop_reason = f"memory cap {limits.max_memory_mib} MiB"
+            stop = limit_reached(limits, deadline, now)
+            if stop:
+                ex.stop_reason = stop
                 break
             if progress is not None and now - last > 0.2:
                 last = now

@@ -28,7 +28,7 @@ from checker.compile import Compiled, compile_flat
 from checker.explore import StateSequence
 from checker.expr import Slot, SlotSelect
 from checker.flat import Flat, slot_refs
-from checker.liveness import dead_mask, reset_dead
+from checker.liveness import dead_mask, observed_slots, reset_dead
 
 State = tuple[int, ...]
 
@@ -63,18 +63,10 @@ def _short(names: list[str], most: int = 6) -> str:
 
 def relevant_slots(flat: Flat, properties: list[str] | None,
                    lemmas: bool = False) -> set[int]:
-    """The cone of influence of the guards and the checked properties (and the lemmas,
-    always when every property is checked, or when `lemmas`: induction proofs use them)."""
-    kinds = {p.name: p.kind for p in flat.spec.properties}
-    wanted = list(kinds) if properties is None else list(properties)
-    rel: set[int] = set(slot_refs(flat.finished))
-    for name in wanted:
-        e = flat.properties.get(name)
-        if e is not None:
-            rel |= slot_refs(e)
-    if properties is None or lemmas:
-        for e in flat.lemmas.values():
-            rel |= slot_refs(e)
+    """The cone of influence of the guards and of what is observed: the checked
+    properties, the finished condition, locks' held conditions, and the lemmas (always
+    when every property is checked, or when `lemmas`: induction proofs use them)."""
+    rel = observed_slots(flat, properties, lemmas)
     for t in flat.transitions:
         rel |= slot_refs(t.guard)
         rel.add(t.pc_slot)
