@@ -148,3 +148,22 @@ def test_cli_native_gives_the_gate_verdicts(capsys: pytest.CaptureFixture[str]) 
     assert "native: the search ran compiled to C" in out.err
     assert main(["check", "specs/vfio_locked_vm_cache.py", "--native", "--workers", "2"]) == 2
     assert "--native runs one process" in capsys.readouterr().err
+
+
+def test_counterexamples_are_the_python_engines() -> None:
+    """Same trace, step by step and value by value, and it replays on the spec."""
+    from checker.run import check
+    from checker.trace import replay_on_spec
+    from specs.vfio_locked_vm_cache import build as vfio
+
+    spec = vfio(variant="seed", threads=3, chunks=3, chunk_pages=1, cache_pages=1,
+                limit_pages=2, layout="NFN", iommu_fail=False)
+    assert "helper" in spec.symmetric
+    py = check(spec, "specs/vfio_locked_vm_cache.py", symmetry=True, slice=True)
+    c = check(spec, "specs/vfio_locked_vm_cache.py", symmetry=True, slice=True, native=True)
+    violated = [r for r in py.results if r.trace is not None]
+    assert violated
+    for a, b in zip(violated, [r for r in c.results if r.trace is not None], strict=True):
+        assert (a.property, a.trace.steps, a.trace.states) == (b.property, b.trace.steps,
+                                                               b.trace.states)
+        replay_on_spec(c.compiled, b.trace)
