@@ -13,10 +13,14 @@ static uint64_t HCAP;
 static int64_t VIOL[NINV + NFIN + 1];
 static int8_t *SAFE;
 static int32_t *PROC;
-static V CUR[NS], OUT[(size_t)NACT * NS];
-static int AIDS[NACT], PICK[NACT];
-static uint8_t EKEY[(size_t)NACT * W], EPERM[(size_t)NACT * PALLOC];
-static uint64_t EHASH[NACT];
+/* Two expansion buffers: the successors of the next state are computed, keyed and their
+ * hash-table slots prefetched while the current state's are looked up (the lookups, and
+ * so the state ids, stay in order). */
+static V CUR[2][NS], OUT[2][(size_t)NACT * NS];
+static int AIDS[2][NACT], PICK[NACT], NSUCC[2];
+static int64_t PREPARED[2] = {-1, -1};
+static uint8_t EKEY[2][(size_t)NACT * W], EPERM[2][(size_t)NACT * PALLOC];
+static uint64_t EHASH[2][NACT];
 static int64_t EFOUND[NACT];
 
 /* The hash table on transparent huge pages: its random probes miss the TLB less. */
@@ -132,6 +136,7 @@ static int add(const V *s, const uint8_t *k, const uint8_t *perm, uint64_t h, in
 int mm_init(const V *init, int64_t max_states, int max_depth, int check_deadlock,
             int stop_all, int nchecks, int por, const int8_t *safe, const int32_t *proc) {
     ERR = 0; COUNT = 0; CAP = 1024; NEXT = 0; LAYER_END = 1; TRANS = 0; DEPTH = 0;
+    PREPARED[0] = PREPARED[1] = -1;
     DEADLOCK = -1; ERRSTATE = -1; HCAP = 4096;
     MAX_STATES = max_states; MAX_DEPTH = max_depth; CHECK_DEADLOCK = check_deadlock;
     STOP_ALL = stop_all; NCHECKS = nchecks; POR = por; SAFE = (int8_t *)safe;
@@ -143,9 +148,30 @@ int mm_init(const V *init, int64_t max_states, int max_depth, int check_deadlock
     HT = calloc(HCAP, 8);
     if ((!PERMS && !ST) || !PARENT || !ACTION || !HT || (SYM && !KEYS) || (PERMS && !PERM))
         return MM_NOMEM;
-    uint8_t k[W], pm[PALLOC];
+    static uint8_t k[W], pm[PALLOC];
     make_key(init, k, pm);
     return add(init, k, pm, hash(k), -1, -1);
+}
+
+/* Successors of state `id` into buffer b, with keys and hashes; their slots prefetched. */
+static void prepare(int b, int64_t id) {
+    int saved = ERR;
+    ERR = 0;
+#if PERMS
+    unkey(KEYS + (size_t)id * W, PERM + (size_t)id * PALLOC, CUR[b]);
+#else
+    unpack(ST + (size_t)id * W, CUR[b]);
+#endif
+    int n = successors(CUR[b], OUT[b], AIDS[b]);
+    NSUCC[b] = ERR ? -1 : n;
+    ERR = saved;
+    for (int e = 0; e < n; e++) {
+        uint8_t *k = EKEY[b] + (size_t)e * W;
+        make_key(OUT[b] + (size_t)e * NS, k, EPERM[b] + (size_t)e * PALLOC);
+        EHASH[b][e] = hash(k);
+        __builtin_prefetch(&HT[EHASH[b][e] & (HCAP - 1)]);
+    }
+    PREPARED[b] = id;
 }
 
 int mm_run(int64_t budget) {
@@ -156,37 +182,31 @@ int mm_run(int64_t budget) {
             LAYER_END = COUNT;
             if (MAX_DEPTH >= 0 && DEPTH >= MAX_DEPTH) return MM_DEPTH;
         }
-#if PERMS
-        unkey(KEYS + (size_t)NEXT * W, PERM + (size_t)NEXT * PALLOC, CUR);
-#else
-        unpack(ST + (size_t)NEXT * W, CUR);
-#endif
-        int n = successors(CUR, OUT, AIDS);
+        int b = (int)(NEXT & 1);
+        if (PREPARED[b] != NEXT) prepare(b, NEXT);
+        if (NEXT + 1 < COUNT && PREPARED[b ^ 1] != NEXT + 1) prepare(b ^ 1, NEXT + 1);
+        int n = NSUCC[b];
+        const int *aids = AIDS[b];
+        const uint64_t *eh = EHASH[b];
         if (n < 0) { ERRSTATE = NEXT; return MM_ERROR; }
-        if (n == 0 && CHECK_DEADLOCK && DEADLOCK < 0 && !finished(CUR)) DEADLOCK = NEXT;
-        for (int e = 0; e < n; e++) {
-            uint8_t *k = EKEY + (size_t)e * W;
-            make_key(OUT + (size_t)e * NS, k, EPERM + (size_t)e * PALLOC);
-            EHASH[e] = hash(k);
-            __builtin_prefetch(&HT[EHASH[e] & (HCAP - 1)]);
-            PICK[e] = 1;
-        }
+        if (n == 0 && CHECK_DEADLOCK && DEADLOCK < 0 && !finished(CUR[b])) DEADLOCK = NEXT;
         for (int e = 0; e < n; e++) {  /* prefetch the first candidate's key */
-            uint64_t m = HCAP - 1, i = EHASH[e] & m, tag = EHASH[e] & 0xffffffffULL;
+            uint64_t m = HCAP - 1, i = eh[e] & m, tag = eh[e] & 0xffffffffULL;
             while (HT[i] && (HT[i] >> 32) != tag) i = (i + 1) & m;
             if (HT[i]) __builtin_prefetch(key_of((int64_t)(HT[i] & 0xffffffffULL) - 1));
+            PICK[e] = 1;
         }
-        for (int e = 0; e < n; e++) EFOUND[e] = lookup_h(EKEY + (size_t)e * W, EHASH[e]);
+        for (int e = 0; e < n; e++) EFOUND[e] = lookup_h(EKEY[b] + (size_t)e * W, eh[e]);
         if (POR && n > 1) {
             int first = -1;
-            for (int e = 0; e < n && first < 0; e++) if (SAFE[AIDS[e]]) first = e;
+            for (int e = 0; e < n && first < 0; e++) if (SAFE[aids[e]]) first = e;
             if (first >= 0) {
-                int p = PROC[AIDS[first]], m = 0, back = 0;
-                for (int e = 0; e < n; e++) m += PROC[AIDS[e]] == p;
+                int p = PROC[aids[first]], m = 0, back = 0;
+                for (int e = 0; e < n; e++) m += PROC[aids[e]] == p;
                 if (m < n) {
                     for (int e = 0; e < n && !back; e++)
-                        back = PROC[AIDS[e]] == p && EFOUND[e] >= 0 && EFOUND[e] < LAYER_END;
-                    if (!back) for (int e = 0; e < n; e++) PICK[e] = PROC[AIDS[e]] == p;
+                        back = PROC[aids[e]] == p && EFOUND[e] >= 0 && EFOUND[e] < LAYER_END;
+                    if (!back) for (int e = 0; e < n; e++) PICK[e] = PROC[aids[e]] == p;
                 }
             }
         }
@@ -195,10 +215,10 @@ int mm_run(int64_t budget) {
             if (!PICK[e]) continue;
             TRANS++;
             if (EFOUND[e] >= 0) continue;
-            const uint8_t *k = EKEY + (size_t)e * W;
-            if (added && lookup_h(k, EHASH[e]) >= 0) continue;  /* an earlier entry's twin */
-            int r = add(OUT + (size_t)e * NS, k, EPERM + (size_t)e * PALLOC, EHASH[e], NEXT,
-                        AIDS[e]);
+            const uint8_t *k = EKEY[b] + (size_t)e * W;
+            if (added && lookup_h(k, eh[e]) >= 0) continue;  /* an earlier entry's twin */
+            int r = add(OUT[b] + (size_t)e * NS, k, EPERM[b] + (size_t)e * PALLOC, eh[e], NEXT,
+                        aids[e]);
             if (r != MM_MORE) return r;
             added = 1;
         }
