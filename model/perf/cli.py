@@ -165,9 +165,12 @@ def cmd_machines() -> int:
     for name, m in load_machines().items():
         costs = ", ".join(f"{b}: {pp.faulted * 1e9:.1f} ns prefaulted, "
                           f"{pp.unfaulted * 1e9:.1f} ns faulting" for b, pp in m.per_page.items())
+        d = m.deep_idle
+        idle = (f"deepest idle state {d.name} (exit {d.exit_latency * 1e6:g} us, target "
+                f"residency {d.target_residency * 1e6:g} us)" if d else "idle states not described")
         print(f"{name}: {m.sockets}x{m.cores_per_socket}x{m.threads_per_core} CPUs, "
               f"{m.clock_ghz:g} GHz, {m.memory_bandwidth / 1e9:.0f} GB/s peak DRAM; "
-              f"per 4 KiB page: {costs}")
+              f"per 4 KiB page: {costs}; {idle}")
     return 0
 
 

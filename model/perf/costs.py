@@ -26,6 +26,9 @@ and from the few fitted ``Params``:
 - ``jitter``: log-normal spread of the per-unit work (page placement, cache misses);
 - ``writer_spin``: a writer that finds mmap_lock taken first spins (rwsem_optimistic_spin)
   instead of queuing, see sim.py; not a fitted number, the kernel's own limits apply;
+- ``deep_exit`` / ``deep_target``: the machine's deepest CPU idle state (exit latency and
+  target residency, C6 on Skylake-SP): a waiter whose CPU the menu governor expects to
+  idle long enough sleeps in it and wakes that much later, see sim.py; 0 / inf: none;
 - ``pmd_lock``: GUP follows pages under their PMD table's lock, shared by the helpers
   working in the same 1 GiB (see sim.py); not a fitted number;
 - ``line``: every mmap_lock operation (down/up, read or write) is an atomic on the
@@ -93,6 +96,10 @@ class UnitCosts:
     """rwsem_optimistic_spin for writers (CONFIG_RWSEM_SPIN_ON_OWNER); off for ablation."""
     pmd_lock: bool = True
     """GUP's page-table lock is per PMD table (split ptlock): see sim.py; off for ablation."""
+    deep_exit: float = 0.0
+    """Exit latency of the deepest idle state (0: no deep idle state modelled)."""
+    deep_target: float = float("inf")
+    """Target residency of that state: the idle time the governor must expect to use it."""
 
     @property
     def single_thread_unit(self) -> float:
@@ -118,7 +125,10 @@ def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCos
         fault_parallel = max(p.bw_eff * m.memory_bandwidth / single_rate, 1.0)
     else:
         fault_parallel = float("inf")
+    deep = m.deep_idle
     return UnitCosts(gup=gup, fault=fault, fault_parallel=fault_parallel,
                      page_step=out_unit / 2, iommu_map=out_unit / 2, write_cs=write_cs,
                      wake=p.wake_us * 1e-6, jitter=p.jitter,
-                     wake_each=p.wake_each_us * 1e-6, line=p.line_ns * 1e-9)
+                     wake_each=p.wake_each_us * 1e-6, line=p.line_ns * 1e-9,
+                     deep_exit=deep.exit_latency if deep else 0.0,
+                     deep_target=deep.target_residency if deep else float("inf"))

@@ -40,6 +40,15 @@ class PerPage:
 
 
 @dataclass(frozen=True)
+class IdleState:
+    """A CPU idle state as the cpuidle driver lists it (intel_idle's tables), seconds."""
+
+    name: str
+    exit_latency: float
+    target_residency: float
+
+
+@dataclass(frozen=True)
 class Machine:
     """One machine: topology, memory system and per-page single-thread costs."""
 
@@ -52,6 +61,8 @@ class Machine:
     memory_mts: int
     lowmem_gib: float
     per_page: dict[str, PerPage]
+    deep_idle: IdleState | None = None
+    """The deepest CPU idle state the cpuidle driver offers (None: not described)."""
 
     @property
     def memory_bandwidth(self) -> float:
@@ -87,6 +98,16 @@ def derive_per_page(baselines: list[dict[str, Any]], lowmem_gib: float) -> dict[
     return out
 
 
+def _idle_state(entry: dict[str, Any] | None) -> IdleState | None:
+    if entry is None:
+        return None
+    state = IdleState(str(entry["name"]), float(entry["exit_latency_us"]) * 1e-6,
+                      float(entry["target_residency_us"]) * 1e-6)
+    if state.exit_latency <= 0 or state.target_residency <= 0:
+        raise MachineError(f"idle state {state.name}: latency and residency must be positive")
+    return state
+
+
 def _machine(name: str, entry: dict[str, Any]) -> Machine:
     try:
         lowmem = float(entry.get("lowmem_gib", 2))
@@ -99,7 +120,7 @@ def _machine(name: str, entry: dict[str, Any]) -> Machine:
         m = Machine(name, int(entry["sockets"]), int(entry["cores_per_socket"]),
                     int(entry["threads_per_core"]), float(entry["clock_ghz"]),
                     int(entry["memory_channels_per_socket"]), int(entry["memory_mts"]),
-                    lowmem, per_page)
+                    lowmem, per_page, _idle_state(entry.get("deep_idle")))
     except (KeyError, TypeError) as e:
         raise MachineError(f"machine {name!r}: missing or bad field {e}") from None
     if min(m.sockets, m.cores_per_socket, m.threads_per_core, m.memory_channels_per_socket,

@@ -26,6 +26,12 @@ checker does not need it), but it bounds how long a writer can be overtaken, so 
 timing layer applies it: once the head writer has waited RWSEM_WAIT_TIMEOUT, threads about
 to take mmap_lock are held back until that writer got it.
 
+A sleeping waiter's CPU idles. If the menu governor's prediction from that CPU's recent
+idle periods reaches the target residency of the machine's deepest idle state (C6 on
+Skylake-SP), the CPU enters it and the wake-up takes the state's exit latency on top
+(``_enters_deep_idle``). Long sleeps thus get longer wake-ups, which leave the lock free
+for a stealing reader: the regime the published cache-0 rows show from 16 threads on.
+
 Writers spin before they sleep (rwsem_optimistic_spin, v5.16): a writer whose trylock fails
 keeps spinning on its CPU for as long as a writer owns the lock, and for
 rwsem_rspin_threshold, (20 + readers) / 2 us, once readers own it; then it queues. The twin
@@ -79,6 +85,10 @@ PMD_TABLE_UNITS = (1 << 30) // (UNIT_PAGES * 4096)
 """One PMD table maps PTRS_PER_PMD (512) huge pages, 1 GiB: the reach of one pmd lock."""
 RSPIN_MAX_READERS = 30
 """rwsem_rspin_threshold caps the readers it counts at 30 (a 25 us limit)."""
+TICK_PERIOD = 1e-3
+"""HZ=1000: the scheduler tick the menu governor keeps when it expects a short idle."""
+IDLE_HISTORY = 8
+"""menu's INTERVALS: the governor predicts from a CPU's last 8 idle periods."""
 LOCK_STEPS = frozenset({"gup", "out", "refill", "release"})
 """Step labels after which the thread's next action is an mmap_lock acquisition."""
 
@@ -190,6 +200,9 @@ class TimedRun:
         self.held_back: dict[int, simpy.Event] = {}
         self.faulting = 0
         self.pmd_free: dict[int, float] = {}
+        self.idle_history: dict[int, list[float]] = {}
+        self.deep_sleeps = 0
+        self.sleeps = 0
         self.line_free = 0.0
         self.events = 0
         self.helpers_done = self.env.event()
@@ -263,6 +276,49 @@ class TimedRun:
             for tid in list(self.held_back):
                 self.held_back.pop(tid).succeed()
         return woken
+
+    # -- CPU idle states ------------------------------------------------------------
+
+    def _enters_deep_idle(self, tid: int) -> bool:
+        """Whether the CPU of a thread that goes to sleep now picks the deepest idle state.
+
+        menu_select (v5.14) takes the deepest state whose target residency fits the idle
+        time it predicts from the CPU's last 8 idle periods (get_typical_interval): their
+        average once the largest are discarded, down to the bottom three quarters (6 of
+        8). Below one tick it keeps the tick, and the state must also fit before the next
+        tick, which is a uniform draw over the tick period (the sleeps are not
+        synchronised with it). A woken thread runs again on the CPU it slept on
+        (select_idle_sibling keeps an idle previous CPU; at most 33 helpers share 52
+        cores), so the CPU's history is the thread's own.
+
+        Abstracted: only the deepest state costs extra; the shallow states' exit (C1
+        2 us) is part of ``wake``. get_typical_interval's variance test and the
+        timer-based prediction it falls back on are left out: the timers are not known
+        here (see docs/perf.md: with the plain average of the 8, the 8-thread runs fall
+        into the slow regime in most seeds). Until a CPU has 8 idle periods, the
+        prediction is short.
+        """
+        c = self.costs
+        self.sleeps += 1
+        if not c.deep_exit:
+            return False
+        history = self.idle_history.get(tid, [])
+        if len(history) < IDLE_HISTORY:
+            return False
+        kept = sorted(history)[:IDLE_HISTORY * 3 // 4]
+        predicted = sum(kept) / len(kept)
+        if predicted < c.deep_target:
+            return False
+        if predicted < TICK_PERIOD and self.rng.uniform(0.0, TICK_PERIOD) < c.deep_target:
+            return False
+        self.deep_sleeps += 1
+        return True
+
+    def _record_idle(self, tid: int, slept: float) -> None:
+        """menu_update: the idle period just ended joins the CPU's last 8."""
+        history = self.idle_history.setdefault(tid, [])
+        history.append(slept)
+        del history[:-IDLE_HISTORY]
 
     # -- writer optimistic spinning -------------------------------------------------
 
@@ -348,8 +404,11 @@ class TimedRun:
                         self.write_wait_since.setdefault(tid, env.now)
                     ev = env.event()
                     self.sleepers[tid] = ev
+                    deep, slept_at = self._enters_deep_idle(tid), env.now
                     order = yield ev
-                    yield env.timeout(self._wake_latency() + order * c.wake_each)
+                    self._record_idle(tid, env.now - slept_at)
+                    yield env.timeout(self._wake_latency() + order * c.wake_each
+                                      + (c.deep_exit if deep else 0.0))
                     wait = self._line()
                     if wait:
                         yield env.timeout(wait)

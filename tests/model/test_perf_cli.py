@@ -53,6 +53,9 @@ def test_machines_lists_both(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["machines"]) == 0
     out = capsys.readouterr().out
     assert "intel-skylake-8167m" in out and "amd-milan-7j13" in out
+    intel, amd = out.splitlines()
+    assert "C6 (exit 133 us, target residency 600 us)" in intel
+    assert "idle states not described" in amd
 
 
 def test_fit_rows_are_few_and_published() -> None:
