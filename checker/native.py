@@ -61,9 +61,11 @@ def _cache_dir() -> Path:
 
 def build(source: str) -> Path:
     """Compile the C source to a shared library (cached by content hash)."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    wanted = os.environ.get("CC")
+    cc = shutil.which(wanted) if wanted else (shutil.which("cc") or shutil.which("gcc"))
     if cc is None:
-        raise NativeUnavailable("--native needs a C compiler (cc or gcc on PATH, or $CC)")
+        raise NativeUnavailable("--native needs a C compiler (cc or gcc on PATH, or $CC)"
+                                + (f"; $CC={wanted!r} is not one" if wanted else ""))
     opt = os.environ.get("MMCHECK_NATIVE_OPT", "-O2")
     digest = hashlib.sha256((opt + source).encode()).hexdigest()[:24]
     out = _cache_dir() / f"mm_{digest}.so"

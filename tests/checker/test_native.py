@@ -167,3 +167,12 @@ def test_counterexamples_are_the_python_engines() -> None:
         assert (a.property, a.trace.steps, a.trace.states) == (b.property, b.trace.steps,
                                                                b.trace.states)
         replay_on_spec(c.compiled, b.trace)
+
+
+def test_without_a_compiler_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert main(["check", "specs/vfio_locked_vm_cache.py", "--native", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mmcheck: error: --native needs a C compiler (cc or gcc on PATH, or $CC); "
+                   "$CC='/nonexistent/cc' is not one"]
