@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--depth", type=int, default=None, help="SMT: bounded depth K")
     c.add_argument("--prove", action="store_true", help="SMT: prove for all depths")
     c.add_argument("--symbolic", default="", help="SMT: comma-separated symbolic constants")
+    c.add_argument("--movers", type=int, default=None, metavar="N",
+                   help="SMT: search only runs where instances 0..N-1 of each process move "
+                   "freely, the rest at most one step (finds violations, proves nothing)")
     c.add_argument("--max-states", type=int, default=None)
     c.add_argument("--max-seconds", type=float, default=None)
     c.add_argument("--max-memory", type=int, default=None, metavar="MIB")
@@ -243,7 +246,8 @@ def _smt(spec: Any, source: str, args: argparse.Namespace) -> list[Result]:
         raise UsageError("the SMT engine is not available in this build") from None
     symbolic = [s for s in args.symbolic.split(",") if s]
     return check_smt(spec, source, args.property, depth=args.depth, prove=args.prove,
-                     symbolic=symbolic, max_seconds=args.max_seconds, slice=args.slice)
+                     symbolic=symbolic, max_seconds=args.max_seconds, slice=args.slice,
+                     movers=args.movers)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

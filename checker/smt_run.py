@@ -18,19 +18,27 @@ a proof of the explicit engine's semantics when errors are shown unreachable too
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 
 import z3
 
 from checker.compile import SpecRuntimeError
-from checker.expr import Expr
+from checker.expr import Const, Expr, Slot, rebuild
 from checker.flat import Flat, instantiate
 from checker.result import BOUNDED_OK, PROVED, UNKNOWN, VIOLATED, Result
 from checker.run import expected_text
 from checker.slicing import slice_flat
-from checker.smt import Choices, Encoding
-from checker.smt_prove import SPACER_REFUTED, prove_deep, prove_inductive
+from checker.smt import Choices, Encoding, prepare
+from checker.smt_prove import (
+    SPACER_REFUTED,
+    StepPlan,
+    prove_deep,
+    prove_inductive,
+    symmetric_plan,
+    verified_symmetry,
+)
 from checker.smt_solve import (
     DEFAULT_DEPTH,
     DEFAULT_SECONDS,
@@ -42,7 +50,7 @@ from checker.smt_solve import (
     goals_of,
 )
 from checker.smt_unroll import Unrolling, make_trace, witness
-from checker.spec import Spec
+from checker.spec import Spec, SpecError
 
 # ---------------------------------------------------------------- BMC
 
@@ -216,12 +224,14 @@ def encodings(flat: Flat, symbolic: Iterable[str], arith: str = "auto",
 
 
 def run_goals(eb: Encoding, ei: Encoding, goals: list[Goal], depth: int, prove: bool,
-              seconds: float, source: str) -> dict[str, Outcome]:
+              seconds: float, source: str, plan: StepPlan | None = None
+              ) -> dict[str, Outcome]:
     """All engines in order of cost; goals are over `eb` (unrollings), proofs use `ei`.
 
     Without --prove: BMC to `depth`. With --prove: the initial states, then inductive
-    invariants (Houdini); BMC to `depth` only for what is left (assuming what was
-    proved), then k-induction and Spacer for what BMC did not refute.
+    invariants (Houdini; per step alternative of `plan`, or one query if None); BMC to
+    `depth` only for what is left (assuming what was proved), then k-induction and
+    Spacer for what BMC did not refute.
     """
     if not prove:
         return bmc(eb, goals, depth, Budget(seconds), source)
@@ -229,7 +239,7 @@ def run_goals(eb: Encoding, ei: Encoding, goals: list[Goal], depth: int, prove: 
     out = bmc(eb, goals, 0, Budget(seconds), source)
     open_ = [g for g in goals if out[g.name].verdict == BOUNDED_OK]
     on_i = {g.name: g.on(ei) if ei is not eb else g for g in open_}
-    proved, ctis = prove_inductive(ei, list(on_i.values()), seconds)
+    proved, ctis = prove_inductive(ei, list(on_i.values()), seconds, plan)
     out.update(proved)
     rest = [g for g in open_ if g.name not in proved]
     if not rest:
@@ -261,7 +271,8 @@ def run_goals(eb: Encoding, ei: Encoding, goals: list[Goal], depth: int, prove: 
 def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
               depth: int | None = None, prove: bool = False, symbolic: Iterable[str] = (),
               max_seconds: float | None = None, arith: str = "auto",
-              slice: bool = False) -> list[Result]:
+              slice: bool = False, induction: str = "per-step",
+              movers: int | None = None) -> list[Result]:
     """Check a built spec with z3; one Result per selected property (and per lemma).
 
     max_seconds bounds each engine phase (the shared BMC, each proof attempt) separately.
@@ -270,10 +281,25 @@ def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
     the properties (the sliced system is bisimilar on the slots they read); an
     out-of-domain assignment to a dropped slot is then only looked for by BMC.
     arith: how unrollings represent integers ("auto", "int", "bv"; see `encodings`).
+    induction: "per-step" checks the induction step one step alternative at a time, only
+    a representative's steps for process instances a verified symmetry makes
+    interchangeable (`checker.smt_prove.symmetric_plan`); "monolithic": one query over
+    the whole transition relation.
+    movers: look for violations only among the runs where instances 0..movers-1 of each
+    process group move freely and every other instance takes at most its first step
+    (`restrict_movers`): every run found is a run of the spec, but finding none proves
+    nothing (UNKNOWN, never BOUNDED-OK). Not with --prove.
     """
     t0 = time.monotonic()
     flat = instantiate(spec)
     selected = [p for p in spec.properties if properties is None or p.name in properties]
+    restricted = ""
+    if movers is not None:
+        if prove:
+            raise SpecError(f"spec {spec.name}", "--movers restricts the runs searched; it "
+                            "cannot prove (drop --prove)")
+        finals = any(p.kind == "final" for p in selected)
+        flat, restricted = restrict_movers(flat, movers, symbolic, first_steps=finals)
     enc, ind = encodings(flat, symbolic, arith)
     dropped: list[str] = []
     if slice:  # proofs on the cone of influence; BMC and its traces stay on the whole spec
@@ -283,20 +309,29 @@ def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
             dropped = [flat.slots[i].name for i in gone]
     seconds = max_seconds if max_seconds is not None else DEFAULT_SECONDS
     k = depth if depth is not None else DEFAULT_DEPTH
-    names = [p.name for p in selected if p.kind != "lock_order"]
+    skip = ("lock_order", "deadlock") if restricted else ("lock_order",)
+    names = [p.name for p in selected if p.kind not in skip]
     goals = goals_of(enc, names, lemmas=True)
-    outcomes = run_goals(enc, ind, goals, k, prove, seconds, source)
+    plan = None
+    if prove and induction != "monolithic":
+        sym, _why = verified_symmetry(ind, names)
+        plan = symmetric_plan(ind, sym)
+    outcomes = run_goals(enc, ind, goals, k, prove, seconds, source, plan)
     common = time.monotonic() - t0 - sum(o.extra.get("seconds", 0.0) for o in outcomes.values())
     symb = {n: list(r) for n, r in enc.ranges.items()}
     results = []
     for p in selected:
         r = Result(spec.name, source, spec.variant, dict(spec.parameters), p.name, p.kind, "smt",
                    expected_text(spec, p.name), UNKNOWN, seconds=max(common, 0.0))
-        if p.kind == "lock_order":
+        if p.kind == "deadlock" and restricted:
+            r.reason = ("not searched with --movers: a state where the restricted processes "
+                        "cannot move need not be a deadlock of the spec")
+        elif p.kind == "lock_order":
             r.reason = ("lock-order analysis runs over the explicit engine's state graph; use "
                         "--engine explicit")
         else:
             _fill(r, outcomes[p.name], symb, enc.arith)
+            _restricted(r, restricted)
             if dropped and r.verdict == PROVED:
                 r.reason += (f"; proved on the cone of influence (--slice: {', '.join(dropped)} "
                              "not tracked, their updates' domains checked only by BMC)")
@@ -307,8 +342,81 @@ def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
                 r = Result(spec.name, source, spec.variant, dict(spec.parameters), g.name,
                            "lemma", "smt", "PASS", UNKNOWN, seconds=max(common, 0.0))
                 _fill(r, outcomes[g.name], symb, enc.arith)
+                _restricted(r, restricted)
                 results.append(r)
     return results
+
+
+def restrict_movers(flat: Flat, movers: int, symbolic: Iterable[str] = (),
+                    first_steps: bool = True) -> tuple[Flat, str]:
+    """The spec where only instances 0..movers-1 of each process group move freely.
+
+    Every other instance keeps only the step alternatives from its initial label whose
+    guard can hold while its own pc and locals still have their initial values (its
+    first step; it never runs again unless that step returns to the initial label with
+    changed locals, when the kept alternatives may fire again - still steps of the
+    spec), or none without `first_steps` (invariants need no idle instance to move;
+    final properties and deadlocks need them to finish, e.g. padata helpers that find
+    no chunk left). The restricted spec's transitions are a subset of the spec's, with the same
+    initial state: each of its runs is a run of the spec, so a violation it has is one
+    of the spec; the converse does not hold. Returns (restricted flat, its description).
+    """
+    if movers < 1:
+        raise SpecError(f"spec {flat.spec.name}", "--movers must be at least 1")
+    sizes = {g.name: g.index.size for g in flat.spec.groups}
+    idle = {(g, k) for g, n in sizes.items() for k in range(movers, n)}
+    if not idle:
+        return flat, ""
+    init = flat.initial_state()
+    concrete = {n: v for n, v in flat.params.items() if n not in set(symbolic)}
+    own: dict[tuple[str, int], dict[int, int]] = {}
+    for g, k in idle:
+        slots = [flat.pc_slots[g][k]] + [base + k for base in flat.local_slots[g].values()]
+        own[(g, k)] = {j: init[j] for j in slots if isinstance(flat.init[j], Const)}
+    keep = []
+    for t in flat.transitions:
+        key = (t.group, t.instance)
+        if key not in idle:
+            keep.append(t)
+            continue
+        if not first_steps or t.pc_from != init[t.pc_slot]:
+            continue
+        vals = own[key]
+
+        def at_start(e: Expr, vals: dict[int, int] = vals) -> Expr | None:
+            if isinstance(e, Slot) and e.index in vals:
+                return Const(vals[e.index], e.sort)
+            return None
+
+        g = prepare(rebuild(t.guard, at_start), concrete)
+        if not (isinstance(g, Const) and not g.value):
+            keep.append(t)
+    names = sorted({f"{g}[{k}]" for g, k in idle}, key=lambda x: (x.split("[")[0],
+                                                                  int(x[x.index("[") + 1:-1])))
+    moving = ", ".join(f"{g}[0..{min(movers, n) - 1}]" for g, n in sizes.items())
+    what = (f"only {moving} move" + (f" freely and {_span(names)} take at most their "
+                                      "first step" if first_steps else "") +
+            f" (--movers {movers})")
+    return dataclasses.replace(flat, transitions=keep), what
+
+
+def _restricted(r: Result, restricted: str) -> None:
+    """A restricted search (--movers) refutes nothing: only VIOLATED stands."""
+    if not restricted:
+        return
+    if r.verdict in (PROVED, BOUNDED_OK):
+        r.verdict = UNKNOWN
+        r.reason = (f"no violation among the runs where {restricted} ({r.reason}); other "
+                    "runs were not searched")
+    else:
+        r.reason = f"searched only the runs where {restricted}" + (
+            f"; {r.reason}" if r.reason else "")
+
+
+def _span(names: list[str]) -> str:
+    if len(names) <= 3:
+        return ", ".join(names)
+    return f"{names[0]} .. {names[-1]}"
 
 
 def _fill(r: Result, o: Outcome, symb: dict[str, list[int]], arith: str) -> None:

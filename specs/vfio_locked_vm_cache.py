@@ -1204,6 +1204,12 @@ class _Builder:
         s.lemma("pins_accounted", self.acc_pinned == Sum(T, held) + Sum(
             C, lambda c: ite(undone(c), ZERO, self.done_acc[c])),
             "acc_pinned: the working helpers' pages and the completed chunks not undone")
+        s.lemma("pins_within_taken", self.acc_pinned + Sum(T, lambda t: ite(
+            at(t, WORKING) & (self.chunk[t] >= 0), p.cp - held(t), ZERO))
+            <= p.cp * self.position,
+            "the taken chunks hold every pinned page, a working helper's chunk the room "
+            "left in it: the bound on acc_pinned as a sum, so induction needs no "
+            "pigeonhole over distinct chunks (16 helpers)")
         s.lemma("nfini_counts", self.nfini == Sum(T, lambda t: ite(at(t, FINISHED), ONE, ZERO)))
         locals_ = (self.mapped, self.m_acc, self.m_vp, self.pinned, self.p_acc, self.p_vp,
                    drawn, self.bsize, self.bacc, self.bvp)

@@ -5,10 +5,12 @@ cache by charging `cache` pages to `locked`, pinning a nondeterministic number o
 pages, and unpinning them. In variant `split` the uncharge comes one step after the unpin,
 so `exact` breaks transiently while `overaccount` still holds. The loop never ends, so
 only induction or Spacer can prove properties for all depths; `cache` is a constant the
-SMT engine may leave symbolic.
+SMT engine may leave symbolic. `symmetric=True` declares the workers interchangeable
+and states the per-thread lemmas once over all threads (AllOf), so the declaration holds;
+with per-thread lemmas (the default) a declaration would be refused.
 """
 
-from checker.expr import Int, Sum
+from checker.expr import AllOf, Int, Sum
 from checker.spec import Choice, Spec, SpecBuilder, specification
 
 CACHE_HI = 64
@@ -16,11 +18,13 @@ CACHE_HI = 64
 
 @specification(variants=("correct", "split"))
 def build(variant: str = "correct", threads: int = 2, cache: int = 2,
-          lemmas: bool = True) -> Spec:
-    """Looping threads with a charged page cache (SMT engine tests)."""
-    s = SpecBuilder("smt_cache", __doc__, parameters={"variant": variant, "threads": threads,
-                                                      "cache": cache, "lemmas": lemmas},
-                    variant=variant)
+          lemmas: bool = True, symmetric: bool = False, declare: bool = False) -> Spec:
+    """Looping threads with a charged page cache (SMT engine tests).
+
+    declare: declare the symmetry even with per-thread lemmas (a refused declaration)."""
+    s = SpecBuilder("smt_cache", __doc__, parameters={
+        "variant": variant, "threads": threads, "cache": cache, "lemmas": lemmas,
+        "symmetric": symmetric, "declare": declare}, variant=variant)
     T = s.index("thread", threads)
     c = s.const("cache", cache, lo=1, hi=CACHE_HI)
     top = threads * CACHE_HI
@@ -48,9 +52,19 @@ def build(variant: str = "correct", threads: int = 2, cache: int = 2,
     s.invariant("exact", locked == total, "locked counts pinned and cached pages")
     s.invariant("overaccount", locked - Sum(T, lambda t: pinned[t]) <= threads * c,
                 "at most threads x cache pages charged but not pinned")
+    if symmetric or declare:
+        s.symmetric("worker")
     if lemmas:
         s.lemma("charged", locked == total + Sum(T, lambda t: held[t]),
                 "every charged page is pinned, cached or about to be uncharged")
+    if lemmas and symmetric:
+        s.lemma("per_thread", AllOf(T, lambda t: pinned[t] + local[t] + held[t] <= c))
+        s.lemma("pinned_when", AllOf(T, lambda t: (pinned[t] == 0) | h.at(t, "unpin")))
+        if variant == "split":
+            s.lemma("held_when", AllOf(T, lambda t: (held[t] == 0) | h.at(t, "uncharge")))
+        else:
+            s.lemma("held_unused", AllOf(T, lambda t: held[t] == 0))
+    elif lemmas:
         for t in T:
             s.lemma(f"per_thread_{t}", pinned[t] + local[t] + held[t] <= c,
                     "a thread never holds more than one cache's worth")
