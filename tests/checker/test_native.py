@@ -176,3 +176,18 @@ def test_without_a_compiler_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mmcheck: error: --native needs a C compiler (cc or gcc on PATH, or $CC); "
                    "$CC='/nonexistent/cc' is not one"]
+
+
+def test_time_and_memory_caps_stop_the_native_search() -> None:
+    """Checked between slices of the C search: INCOMPLETE with the reason, never PASS."""
+    from checker.run import check
+    from specs.vfio_locked_vm_cache import build as vfio
+
+    spec = vfio()
+    for limits, reason in ((Limits(max_seconds=1e-6), "time limit"),
+                           (Limits(max_memory_mib=1), "memory cap 1 MiB")):
+        c = check(spec, "specs/vfio_locked_vm_cache.py", None, limits, native=True)
+        assert not c.exploration.complete
+        assert c.exploration.stop_reason.startswith(reason)
+        assert all(r.verdict in ("INCOMPLETE", "VIOLATED") for r in c.results)
+        assert any(r.verdict == "INCOMPLETE" for r in c.results)
