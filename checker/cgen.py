@@ -15,6 +15,7 @@ from importlib import resources
 
 from checker.compile import Compiled, _bounds, _needs_check, action_plan, fold
 from checker.expr import BVT, Const, Expr, Op, Slot, SlotSelect
+from checker.flat import Transition
 from checker.spec import SpecError
 
 CTYPES = {"B": "uint8_t", "b": "int8_t", "H": "uint16_t", "h": "int16_t", "I": "uint32_t",
@@ -110,14 +111,14 @@ def _successors(compiled: Compiled) -> list[str]:
     return lines
 
 
-def _action(compiled: Compiled, aid: int, t: object, guard: Expr,
+def _action(compiled: Compiled, aid: int, t: Transition, guard: Expr,
             cvals: dict[str, int]) -> list[str]:
     flat = compiled.flat
     p = flat.params
     body: list[str] = []
     writes: list[str] = []
     dyn: list[str] = []
-    for k, (tgt, val) in enumerate(t.updates):  # type: ignore[attr-defined]
+    for k, (tgt, val) in enumerate(t.updates):
         v = fold(val, p, cvals)
         body.append(f"V v{k} = {cexpr(v)};")
         if _needs_check(tgt.type, v):
@@ -143,7 +144,7 @@ def _predicate(name: str, e: Expr | None, p: dict[str, int]) -> list[str]:
     return [f"static int {name}(const V *s) {{ return ({body}) != 0; }}"]
 
 
-def _pack(codes: list[str]) -> list[str]:
+def _pack(codes: list[str]) -> tuple[list[str], int]:
     pack = ["static void pack(const V *s, uint8_t *b) {"]
     unpack = ["static void unpack(const uint8_t *b, V *s) {"]
     off = 0
@@ -152,7 +153,7 @@ def _pack(codes: list[str]) -> list[str]:
         pack.append(f"    {{ {ct} x = ({ct})s[{k}]; memcpy(b + {off}, &x, {SIZES[c]}); }}")
         unpack.append(f"    {{ {ct} x; memcpy(&x, b + {off}, {SIZES[c]}); s[{k}] = (V)x; }}")
         off += SIZES[c]
-    return pack + ["}"] + unpack + ["}"], off  # type: ignore[return-value]
+    return pack + ["}"] + unpack + ["}"], off
 
 
 def _key(classes: list[tuple[tuple[int, ...], ...]], codes: list[str]) -> tuple[list[str], int]:
