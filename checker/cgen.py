@@ -213,18 +213,16 @@ def c_source(compiled: Compiled, checks: list[tuple[str, Expr | None]], finals: 
              codes: list[str], classes: list[tuple[tuple[int, ...], ...]]) -> str:
     """The whole C program: generated parts, then the fixed search in `native_bfs.c`."""
     flat = compiled.flat
-    if _wide(compiled) or any(
-            isinstance(s.type, BVT) and s.type.width >= 62 for s in flat.slots):
+    if _wide(compiled):
         raise Unsupported("a domain needs more than 62 bits")
     if any(len(rows) > 64 or len(rows[0]) > 64 for rows in classes):
         raise Unsupported("a symmetric class has more than 64 instances or row slots")
     p = flat.params
     pack, width = _pack(codes)
-    n_actions = sum(len(pl) for _, bl in action_plan(flat, p) for _, pl in bl)
     head = ["#include <stdint.h>", "#include <string.h>", "#include <stdlib.h>",
             "#include <sys/mman.h>",
             "typedef int64_t V;", f"#define NS {len(flat.slots)}", f"#define W {width}",
-            f"#define NACT {max(n_actions, 1)}", f"#define NINV {len(checks)}",
+            f"#define NACT {max(len(compiled.actions), 1)}", f"#define NINV {len(checks)}",
             f"#define NFIN {len(finals)}", f"#define SYM {int(bool(classes))}",
             "#define PERMS @PERMS@",
             "static int ERR;", resources.files("checker").joinpath("native_prelude.c").read_text()]

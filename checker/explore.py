@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, overload
 from checker.compile import Compiled
 
 if TYPE_CHECKING:
+    from checker.expr import Expr
+    from checker.flat import Flat
     from checker.por import PorPlan
     from checker.slicing import Slice
     from checker.symmetry import Symmetry
@@ -318,12 +320,24 @@ class _Checks:
         return len(self.invariants) + len(self.finals) + (1 if self.deadlock else 0)
 
 
+LEMMA = "lemma:"  # prefix of a lemma's name among the invariant checks
+
+
+def check_expr(flat: Flat, name: str) -> Expr:
+    """The expression behind a check of `property_checks` (a property or a lemma)."""
+    if name.startswith(LEMMA):
+        return flat.lemmas[name[len(LEMMA):]]
+    e = flat.properties[name]
+    assert e is not None  # deadlock freedom is no expression and never an invariant check
+    return e
+
+
 def property_checks(compiled: Compiled, properties: list[str] | None) -> _Checks:
     flat = compiled.flat
     kinds = {p.name: p.kind for p in flat.spec.properties}
     wanted = list(kinds) if properties is None else list(properties)
     invariants = [(n, compiled.properties[n]) for n in wanted if kinds[n] == "invariant"]
-    invariants += [(f"lemma:{n}", _lemma(compiled, n)) for n in flat.lemmas if properties is None]
+    invariants += [(LEMMA + n, _lemma(compiled, n)) for n in flat.lemmas if properties is None]
     finals = [(n, compiled.properties[n]) for n in wanted if kinds[n] == "final"]
     deadlock_prop = next((n for n in wanted if kinds[n] == "deadlock"), None)
     return _Checks(invariants, finals, deadlock_prop)

@@ -69,11 +69,14 @@ def dead_locals(flat: Flat, properties: list[str] | None,
                 lemmas: bool = False) -> dict[tuple[str, int], dict[int, frozenset[int]]]:
     """Per (group, instance): label code -> the instance's local slots dead there."""
     obs = observed_slots(flat, properties, lemmas)
-    by_instance: dict[tuple[str, int], list[Transition]] = defaultdict(list)
+    # per instance: (from label, to label, slots read, slots written) of each step
+    by_instance: dict[tuple[str, int], list[tuple[int, int, set[int], set[int]]]] = \
+        defaultdict(list)
     readers: dict[int, set[tuple[str, int]]] = defaultdict(set)
     for t in flat.transitions:
-        by_instance[(t.group, t.instance)].append(t)
-        for s in _reads(t):
+        reads = _reads(t)
+        by_instance[(t.group, t.instance)].append((t.pc_from, t.pc_to, reads, _kills(t)))
+        for s in reads:
             readers[s].add((t.group, t.instance))
     out: dict[tuple[str, int], dict[int, frozenset[int]]] = {}
     for g in flat.spec.groups:
@@ -89,10 +92,10 @@ def dead_locals(flat: Flat, properties: list[str] | None,
             changed = True
             while changed:
                 changed = False
-                for t in steps:
-                    need = (_reads(t) | (live[t.pc_to] - _kills(t))) & cand
-                    if not need <= live[t.pc_from]:
-                        live[t.pc_from] |= need
+                for frm, to, reads, kills in steps:
+                    need = (reads | (live[to] - kills)) & cand
+                    if not need <= live[frm]:
+                        live[frm] |= need
                         changed = True
             dead = {lab: frozenset(cand - live[lab]) for lab in labels}
             if any(dead.values()):

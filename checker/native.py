@@ -41,6 +41,7 @@ from checker.explore import (
     StateCodec,
     StateSequence,
     Stats,
+    check_expr,
     limit_reached,
     peak_rss_mib,
     property_checks,
@@ -143,17 +144,13 @@ def explore_native(compiled: Compiled, properties: list[str] | None, limits: Lim
     codec = StateCodec(compiled)
     if not codec.packed:
         raise NativeUnavailable("--native: a domain does not fit 64 bits")
-    inv_exprs = []
-    for name, _ in checks.invariants:
-        inv_exprs.append(flat.lemmas[name[6:]] if name.startswith("lemma:")
-                         else flat.properties[name])
-    fin_exprs = [flat.properties[n] for n, _ in checks.finals]
+    inv = [(n, check_expr(flat, n)) for n, _ in checks.invariants]
+    fin = [check_expr(flat, n) for n, _ in checks.finals]
     sym = reductions.symmetry
     classes = [c.rows for c in sym.classes] if sym is not None and sym.active else []
     por = reductions.por if reductions.por is not None and reductions.por.active else None
     try:
-        src = c_source(compiled, list(zip([n for n, _ in checks.invariants], inv_exprs,
-                                          strict=True)), fin_exprs, codec.codes, classes)
+        src = c_source(compiled, inv, fin, codec.codes, classes)
     except Unsupported as e:
         raise NativeUnavailable(f"--native: {e}") from e
     lib = _load(build(src))

@@ -9,13 +9,13 @@ from typing import Any
 
 import z3
 
+from checker.explore import LEMMA
 from checker.expr import Expr
 from checker.smt import Encoding
 from checker.trace import Trace
 
 DEFAULT_DEPTH = 20
 DEFAULT_SECONDS = 60.0
-LEMMA = "lemma:"
 
 
 class SmtInternalError(RuntimeError):

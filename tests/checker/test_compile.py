@@ -32,7 +32,7 @@ from checker.expr import (
     rebuild,
 )
 from checker.flat import Flat, instantiate
-from checker.spec import Choice, SpecBuilder
+from checker.spec import Choice, Spec, SpecBuilder
 
 
 def naive_reachable(flat: Flat) -> set[tuple[int, ...]]:
@@ -121,23 +121,33 @@ def test_compiled_engine_matches_naive_interpreter(flat: Flat) -> None:
     assert set(ex.states) == naive_reachable(flat)
 
 
-def test_out_of_domain_assignment_is_a_spec_error() -> None:
+def overflow_spec() -> Spec:
+    """A counter that steps past its domain: a spec runtime error at x = 3."""
     b = SpecBuilder("overflow")
     x = b.var("x", Int(0, 2), init=0)
     p = b.process("p")
     p.step("inc", "x++", effects={x: x + 1}, goto="inc")
     b.invariant("ok", x >= 0)
-    compiled = compile_flat(instantiate(b.build()))
-    with pytest.raises(SpecRuntimeError, match=r"process p\[0\]: step inc .*assigns 3 to x"):
-        explore(compiled)
+    return b.build()
 
 
-def test_dynamic_index_out_of_range_is_a_spec_error() -> None:
+def oob_spec() -> Spec:
+    """A walk that indexes past its array: a spec runtime error at i = 3."""
     b = SpecBuilder("oob")
     i = b.var("i", Int(0, 5), init=0)
     a = b.array("a", b.index("n", 3), Int(0, 1), init=0)
     p = b.process("p")
     p.step("walk", "a[i] = 1; i++", guard=i < 5, effects={a[i]: 1, i: i + 1}, goto="walk")
-    compiled = compile_flat(instantiate(b.build()))
+    return b.build()
+
+
+def test_out_of_domain_assignment_is_a_spec_error() -> None:
+    compiled = compile_flat(instantiate(overflow_spec()))
+    with pytest.raises(SpecRuntimeError, match=r"process p\[0\]: step inc .*assigns 3 to x"):
+        explore(compiled)
+
+
+def test_dynamic_index_out_of_range_is_a_spec_error() -> None:
+    compiled = compile_flat(instantiate(oob_spec()))
     with pytest.raises(SpecRuntimeError, match="out of range for a"):
         explore(compiled)

@@ -24,6 +24,7 @@ from checker.flat import instantiate
 from checker.spec import Spec, SpecBuilder
 from checker.symmetry import SymmetryError
 from tests.checker.specs_random import random_spec
+from tests.checker.test_compile import oob_spec, overflow_spec
 from tests.checker.test_reductions_specs import CASES, build, checked
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -106,21 +107,11 @@ def test_limits_stop_both_engines_alike() -> None:
 
 
 def test_spec_errors_have_the_python_wording() -> None:
-    b = SpecBuilder("overflow")
-    x = b.var("x", Int(0, 2), init=0)
-    p = b.process("p")
-    p.step("inc", "x++", effects={x: x + 1}, goto="inc")
-    b.invariant("ok", x >= 0)
-    compiled = compile_flat(instantiate(b.build()))
+    compiled = compile_flat(instantiate(overflow_spec()))
     with pytest.raises(SpecRuntimeError, match=r"process p\[0\]: step inc .*assigns 3 to x"):
         explore(compiled, native=True)
-    b = SpecBuilder("oob")
-    i = b.var("i", Int(0, 5), init=0)
-    a = b.array("a", b.index("n", 3), Int(0, 1), init=0)
-    p = b.process("p")
-    p.step("walk", "a[i] = 1; i++", guard=i < 5, effects={a[i]: 1, i: i + 1}, goto="walk")
     with pytest.raises(SpecRuntimeError, match="out of range for a"):
-        explore(compile_flat(instantiate(b.build())), native=True)
+        explore(compile_flat(instantiate(oob_spec())), native=True)
 
 
 def test_python_integer_semantics() -> None:

@@ -25,6 +25,10 @@ from checker.flat import instantiate
 from specs.vfio_locked_vm_cache import build as vfio
 from tests.checker.specs_mutex import build as mutex
 
+TINY = bench.Config("locked_vm tiny", bench.VFIO,
+                    {"variant": "fixed", "threads": 2, "chunks": 2, "chunk_pages": 1,
+                     "cache_pages": 1, "limit_pages": 4}, ["no_leak"])
+
 
 def test_quick_counter_rows(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--quick", "--no-spin", "--only", "counter"]) == 0
@@ -46,10 +50,7 @@ def test_quick_counter_rows(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_without_spin_the_benchmark_says_so(monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench, "configurations", lambda quick: [bench.Config(
-        "locked_vm tiny", bench.VFIO, {"variant": "fixed", "threads": 2, "chunks": 2,
-                                       "chunk_pages": 1, "cache_pages": 1,
-                                       "limit_pages": 4}, ["no_leak"])])
+    monkeypatch.setattr(bench, "configurations", lambda quick: [TINY])
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
@@ -120,10 +121,7 @@ def test_only_a_lower_bound_without_a_spin_verdict() -> None:
 @needs_spin
 def test_spin_only_runs_just_spin(monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench, "configurations", lambda quick: [bench.Config(
-        "locked_vm tiny", bench.VFIO, {"variant": "fixed", "threads": 2, "chunks": 2,
-                                       "chunk_pages": 1, "cache_pages": 1,
-                                       "limit_pages": 4}, ["no_leak"])])
+    monkeypatch.setattr(bench, "configurations", lambda quick: [TINY])
     monkeypatch.setattr(bench, "run_isolated", lambda *a: pytest.fail("ran mmcheck"))
     assert bench.main(["--quick", "--spin-only"]) == 0
     out = capsys.readouterr().out
