@@ -92,6 +92,7 @@ def build_parser() -> Parser:
 
     f = sub.add_parser("fit", help="refit the parameters on the fit rows (slow)")
     f.add_argument("--max-evals", type=_nonneg_int, default=40)
+    f.add_argument("--jobs", type=_nonneg_int, default=2, help="worker processes")
     return p
 
 
@@ -176,7 +177,7 @@ def cmd_machines() -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     p, value = fit(load_params(), max_evals=max(args.max_evals, 1),
-                   log=lambda s: print(s, flush=True))
+                   log=lambda s: print(s, flush=True), jobs=max(args.jobs, 1))
     save_params(p, value)
     print(f"fitted on {len(FIT_ROWS)} rows: {p} (loss {value:.4f}); saved")
     return 0

@@ -34,7 +34,11 @@ and from the few fitted ``Params``:
 - ``line``: every mmap_lock operation (down/up, read or write) is an atomic on the
   rw_semaphore's count word; its cache line serves one CPU at a time, so with many
   threads the lock operations themselves queue (the reader-side scalability limit of a
-  single-count rwsem, which matters when GUP is short, i.e. prefaulted memory).
+  single-count rwsem, which matters when GUP is short, i.e. prefaulted memory). The slow
+  paths (queuing, waking, the osq) access the same line several times; an access is a
+  transfer only if another CPU touched the line since, or a spinning writer polls it
+  (``slowpath_line``, see sim.py; no new parameter). One thread alone keeps the line in
+  its cache, so the single-thread baseline contains no transfers.
 
 The outside-the-lock work (``page_step + iommu_map``) is the same for both backings (same
 number of pages, same IOMMU); the rest of the faulted per-page cost is GUP, so THP's much
@@ -96,6 +100,10 @@ class UnitCosts:
     """rwsem_optimistic_spin for writers (CONFIG_RWSEM_SPIN_ON_OWNER); off for ablation."""
     pmd_lock: bool = True
     """GUP's page-table lock is per PMD table (split ptlock): see sim.py; off for ablation."""
+    slowpath_line: bool = True
+    """The lock's cache line stays with its last user, spinners poll it, and the rwsem
+    slow paths' own accesses are charged (see sim.py ``_line``); off for ablation: one
+    transfer per lock operation, single-thread runs included."""
     deep_exit: float = 0.0
     """Exit latency of the deepest idle state (0: no deep idle state modelled)."""
     deep_target: float = float("inf")
@@ -104,20 +112,27 @@ class UnitCosts:
     @property
     def single_thread_unit(self) -> float:
         """A unit's cost on the base kernel (a reader and a writer per batch, uncontended)."""
+        transfers = 0 if self.slowpath_line else 4 * self.line
         return (self.gup + self.fault + self.page_step + self.iommu_map
-                + (self.write_cs + 4 * self.line) / BATCH_UNITS)
+                + (self.write_cs + transfers) / BATCH_UNITS)
 
 
-def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCosts:
-    """Split the machine's single-thread per-page cost into the scheduling points' costs."""
+def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params,
+               slowpath_line: bool = True) -> UnitCosts:
+    """Split the machine's single-thread per-page cost into the scheduling points' costs.
+
+    ``slowpath_line`` chooses the lock-line model (see ``UnitCosts.slowpath_line``); the
+    split depends on it, because it decides whether the baseline paid transfers.
+    """
     per_page = m.per_page[backing]
     out_unit = p.out_frac * m.per_page["hugetlb"].faulted * UNIT_PAGES
     write_cs = p.write_cs_us * 1e-6
     faulted_unit = per_page.faulted * UNIT_PAGES
-    # The single-thread baseline also paid, per batch, the writer's critical section and
-    # four atomics on the lock word (down/up read, down/up write): take them out of GUP.
+    # The single-thread baseline also paid, per batch, the writer's critical section and,
+    # unless the line stays in the one CPU's cache, four transfers of the lock word's line
+    # (down/up read, down/up write): take them out of GUP.
     line = p.line_ns * 1e-9
-    lock_ops = (write_cs + 4 * line) / BATCH_UNITS
+    lock_ops = (write_cs + (0.0 if slowpath_line else 4 * line)) / BATCH_UNITS
     gup = max(faulted_unit - out_unit - lock_ops, 0.05 * faulted_unit)
     fault = 0.0 if prefaulted else per_page.fault * UNIT_PAGES
     if fault > 0:
@@ -130,5 +145,6 @@ def unit_costs(m: Machine, backing: str, prefaulted: bool, p: Params) -> UnitCos
                      page_step=out_unit / 2, iommu_map=out_unit / 2, write_cs=write_cs,
                      wake=p.wake_us * 1e-6, jitter=p.jitter,
                      wake_each=p.wake_each_us * 1e-6, line=p.line_ns * 1e-9,
+                     slowpath_line=slowpath_line,
                      deep_exit=deep.exit_latency if deep else 0.0,
                      deep_target=deep.target_residency if deep else float("inf"))

@@ -104,15 +104,15 @@ def loss(p: Params, jobs: int = 2) -> float:
 
 
 def fit(start: Params | None = None, max_evals: int = 60,
-        log: Callable[[str], None] | None = None) -> tuple[Params, float]:
-    """Nelder-Mead from ``start``; returns the best parameters and their loss."""
+        log: Callable[[str], None] | None = None, jobs: int = 2) -> tuple[Params, float]:
+    """Nelder-Mead from ``start`` on ``jobs`` processes; the best parameters and their loss."""
     from scipy.optimize import minimize
 
     x0 = _from_params(start or Params(**FIXED))
     seen: list[tuple[float, list[float]]] = []
 
     def objective(x: list[float]) -> float:
-        value = loss(_to_params(list(x)))
+        value = loss(_to_params(list(x)), jobs=jobs)
         seen.append((value, list(x)))
         if log is not None:
             log(f"eval {len(seen):3d} loss {value:.4f} {_to_params(list(x))}")

@@ -43,6 +43,20 @@ RWSEM_NONSPINNABLE (each writer keeps its own reader limit), and the reader gran
 does when it queues a writer behind readers (rwsem_down_write_slowpath's
 RWSEM_WAKE_READERS) still happens on the first failed attempt.
 
+The lock's cache line follows its user (``_line``, kernel/locking/rwsem.c, v5.14): count,
+owner, the osq tail and wait_lock share one line (struct rw_semaphore is 40 bytes), and
+an access costs a transfer (``line``, FIFO) only when another CPU touched the line since
+this CPU did, or when a spinning writer polls it: rwsem_spin_on_owner reads sem->owner in
+a loop, so the holder's next access must take the line back. The slow paths' extra
+accesses are charged the same way: a task that queues takes wait_lock and updates the
+count (2); rwsem_wake takes wait_lock and grants readers with two atomics (1 or 3); a
+woken writer takes wait_lock and tries the cmpxchg (2), a woken reader was granted by
+its waker and touches nothing; a spinner enters and leaves the osq (1 + 1). Without a
+spinner these follow the task's own access and hit its cache; with spinners every one is
+a transfer. So a contended handoff costs several transfers where an uncontended lock
+operation costs none. One thread alone never moves the line, so the base kernel pays no
+transfers.
+
 GUP follows each page under the lock of its PMD table (``_pmd_wait``): helpers whose
 chunks lie in the same 1 GiB of address space take turns there. It only matters when the
 job is small enough that padata's chunks are under 1 GiB (the 16G guests), as the RFC's
@@ -196,6 +210,7 @@ class TimedRun:
         self.sleepers: dict[int, simpy.Event] = {}
         self.spin_deadline: dict[int, float] = {}
         self.spinners: dict[int, simpy.Event] = {}
+        self.osq: set[int] = set()
         self.write_wait_since: dict[int, float] = {}
         self.held_back: dict[int, simpy.Event] = {}
         self.faulting = 0
@@ -204,6 +219,8 @@ class TimedRun:
         self.deep_sleeps = 0
         self.sleeps = 0
         self.line_free = 0.0
+        self.line_ops = 0
+        self.line_holder: int | None = None
         self.events = 0
         self.helpers_done = self.env.event()
         self.stop = self.env.event()
@@ -251,20 +268,22 @@ class TimedRun:
             return wl[0].owner  # type: ignore[return-value]
         return None
 
-    def _wake(self) -> int:
+    def _wake(self, waker: int) -> float:
         """Wake sleepers the twin would let through; release held-back lockers.
 
-        Returns how many sleepers were woken: wake_up_q wakes them one after the other,
-        so the k-th starts ``k * wake_each`` late and the waker spends that long.
+        Returns the waker's time: rwsem_wake's own accesses to the lock's line
+        (``_waker_line``), then wake_up_q wakes the sleepers one after the other, so the
+        k-th starts ``k * wake_each`` after those accesses and the waker spends that long.
         """
         sem = self.sem
         free = sem.writer is None and not sem.readers
         head = sem.wait_list[0] if sem.wait_list else None
-        woken = 0
-        for tid in list(self.sleepers):
-            if tid in sem.granted or (free and head is not None and head.owner == tid):
-                self.sleepers.pop(tid).succeed(woken)
-                woken += 1
+        wakees = [tid for tid in self.sleepers if tid in sem.granted
+                  or (free and head is not None and head.owner == tid)]
+        first = self._waker_line(waker, any(t in sem.granted for t in wakees)) if wakees \
+            else 0.0
+        for k, tid in enumerate(wakees):
+            self.sleepers.pop(tid).succeed(first + k * self.costs.wake_each)
         if self.spinners:
             # Spinners retry when the lock is free; one spinning on a writer starts its
             # reader limit when readers own the lock (rwsem_optimistic_spin's loop).
@@ -275,7 +294,23 @@ class TimedRun:
         if self.held_back and self._handoff_writer() is None:
             for tid in list(self.held_back):
                 self.held_back.pop(tid).succeed()
-        return woken
+        return first + len(wakees) * self.costs.wake_each
+
+    def _waker_line(self, waker: int, readers: bool) -> float:
+        """rwsem_wake's accesses to the lock's cache line before wake_up_q.
+
+        rwsem_wake (from __up_read / __up_write with RWSEM_FLAG_WAITERS, from the reader
+        that stole the lock, or from a writer queuing behind readers) takes wait_lock, a
+        raw spinlock in the same line as the count, and rwsem_mark_wake grants readers
+        with two atomics on the count (the first reader's fetch_add, then the others'
+        add); a writer at the head is only put on the wake queue. They follow the
+        waker's own atomic on the count, so they find the line in its cache unless a
+        spinner polls it (``_line``). Returns the time until they are done.
+        """
+        if not self.costs.slowpath_line:
+            return 0.0
+        wait, own = self._line(waker, 3 if readers else 1)
+        return wait + own
 
     # -- CPU idle states ------------------------------------------------------------
 
@@ -382,7 +417,7 @@ class TimedRun:
                     spin_until = limit
             waking = 0.0
             if (sem.writer, len(sem.readers), len(sem.wait_list), len(sem.granted)) != sig0:
-                waking = self._wake() * c.wake_each
+                waking = self._wake(tid)
             pinned = mm.pages_pinned - pinned0
             if pinned and mm.pages_pinned >= self.budget // 2 and self.mark is None:
                 self.mark = (env.now, mm.pages_pinned)
@@ -392,6 +427,11 @@ class TimedRun:
             if type(y) is Blocked:
                 if y.what.startswith("mmap_lock"):
                     if spin_until:
+                        if c.slowpath_line and tid not in self.osq:
+                            # rwsem_optimistic_spin: osq_lock's xchg on sem->osq, in the
+                            # lock's cache line; osq_unlock's when the spin ends.
+                            self.osq.add(tid)
+                            self._line(tid)
                         ev = env.event()
                         self.spinners[tid] = ev
                         if spin_until < math.inf:
@@ -400,19 +440,31 @@ class TimedRun:
                             yield ev
                         self.spinners.pop(tid, None)
                         continue
-                    if y.what.endswith("write"):
+                    writer = y.what.endswith("write")
+                    if writer:
                         self.write_wait_since.setdefault(tid, env.now)
+                    if c.slowpath_line:
+                        # rwsem_down_{read,write}_slowpath queue: wait_lock, then the
+                        # count (the reader backs its bias out, a first writer sets
+                        # RWSEM_FLAG_WAITERS), right after the failed fast path. The
+                        # line is busy meanwhile; the sleeper does not care when it
+                        # goes to sleep.
+                        self._line(tid, 2)
                     ev = env.event()
                     self.sleepers[tid] = ev
                     deep, slept_at = self._enters_deep_idle(tid), env.now
-                    order = yield ev
+                    late = yield ev
                     self._record_idle(tid, env.now - slept_at)
-                    yield env.timeout(self._wake_latency() + order * c.wake_each
+                    yield env.timeout(self._wake_latency() + late
                                       + (c.deep_exit if deep else 0.0))
-                    wait = self._line()
-                    if wait:
-                        yield env.timeout(wait)
-                    pending += c.line
+                    if writer or not c.slowpath_line:
+                        # A woken writer takes wait_lock and tries rwsem_try_write_lock's
+                        # cmpxchg; a woken reader was granted by its waker and finds
+                        # waiter.task NULL without touching the lock.
+                        wait, own = self._line(tid, 2 if c.slowpath_line else 1)
+                        if wait:
+                            yield env.timeout(wait)
+                        pending += own
                 elif y.what == "completion":
                     yield self.helpers_done
                 else:
@@ -420,6 +472,9 @@ class TimedRun:
                 continue
             self.write_wait_since.pop(tid, None)
             self.spin_deadline.pop(tid, None)
+            if tid in self.osq:
+                self.osq.discard(tid)
+                self._line(tid)
             cost = waking + pending
             pending = 0.0
             cost += (ctx.metrics.iommu_maps - maps0) * RUN_UNITS * (c.page_step + c.iommu_map)
@@ -438,10 +493,9 @@ class TimedRun:
                 yield env.timeout(cost)
                 if c.fault:
                     self.faulting -= 1
-                wait = self._line()
+                wait, pending = self._line(tid)
                 if wait:
                     yield env.timeout(wait)
-                pending = c.line
                 continue
             kind = type(y)
             if kind is Step:
@@ -459,19 +513,17 @@ class TimedRun:
                         owner = self._handoff_writer()
                     if cost:
                         yield env.timeout(cost)
-                    wait = self._line()
+                    wait, pending = self._line(tid)
                     if wait:
                         yield env.timeout(wait)
-                    pending = c.line
                     continue
             elif kind is Point and y.what == "mmap_lock write":
                 # the critical section, then up_write
                 if cost:
                     yield env.timeout(cost)
-                wait = self._line()
+                wait, pending = self._line(tid)
                 if wait:
                     yield env.timeout(wait)
-                pending = c.line
                 continue
             if cost:
                 yield env.timeout(cost)
@@ -509,19 +561,35 @@ class TimedRun:
         self.pmd_free[table] = start + follow
         return start - ready
 
-    def _line(self) -> float:
-        """Wait before this thread's atomic on mmap_lock's count word can start (now).
+    def _line(self, tid: int, accesses: int = 1) -> tuple[float, float]:
+        """Thread ``tid``'s next ``accesses`` to mmap_lock's cache line, from now.
 
-        The word's cache line serves one CPU at a time, ``line`` seconds each, in arrival
-        order; the atomic's own ``line`` is charged to the thread afterwards.
+        Returns the wait before the last access can start and that access's own time,
+        which the caller charges afterwards. The line serves one CPU at a time, ``line``
+        seconds per transfer, in arrival order. With ``slowpath_line`` the line stays in
+        the cache of the CPU that touched it last: an access is a transfer only if
+        another CPU touched the line since, or if a spinning writer polls it
+        (rwsem_spin_on_owner reads sem->owner, in the same line, in a loop), which takes
+        the line back between any two accesses of the holder. Without it every access
+        is one transfer (the model before this mechanism).
         """
         line = self.costs.line
         if not line:
-            return 0.0
+            return 0.0, 0.0
+        if self.costs.slowpath_line:
+            polled = any(s != tid for s in self.spinners)
+            transfers = (0 if self.line_holder == tid and not polled else 1) \
+                + (accesses - 1 if polled else 0)
+            self.line_holder = tid
+            if not transfers:
+                return 0.0, 0.0
+        else:
+            transfers = accesses
+        self.line_ops += transfers
         now = self.env.now
         start = max(now, self.line_free)
-        self.line_free = start + line
-        return start - now
+        self.line_free = start + transfers * line
+        return start - now + (transfers - 1) * line, line
 
     def _check_completion(self) -> None:
         """complete(&ps->completion) happened in the segment just run: wake the caller."""

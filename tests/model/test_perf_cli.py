@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from model.perf.cli import main
+from model.perf.cli import build_parser, main
 from model.perf.costs import Params
 from model.perf.fit import FIT_ROWS, fit_rows, is_fit_row, load_params
 from model.perf.report import TRADEOFF_CACHES, TRADEOFF_THREADS, format_tradeoff, tradeoff
@@ -64,6 +64,12 @@ def test_fit_rows_are_few_and_published() -> None:
     total = sum(len(t.rows) for t in INTEL_TABLES)
     held = sum(1 for t in INTEL_TABLES for r in t.rows if not is_fit_row(t, r))
     assert held == total - len(FIT_ROWS)
+
+
+def test_fit_takes_a_worker_count() -> None:
+    # a refit on a shared machine runs on one process (fit --jobs 1)
+    assert build_parser().parse_args(["fit", "--jobs", "1"]).jobs == 1
+    assert build_parser().parse_args(["fit"]).jobs == 2
 
 
 def test_saved_params_load() -> None:
