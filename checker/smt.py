@@ -54,6 +54,7 @@ from checker.expr import (
     walk,
 )
 from checker.flat import Flat, Transition
+from checker.horizon import Horizon, initial, params_abstraction
 from checker.spec import SpecError
 
 ENUMERATE_CHOICES = 256  # choice domains up to this size are enumerated in `enabled`
@@ -558,6 +559,8 @@ class Encoding:
         self.act = self.act_var("act")
         self.s2 = self.state("s'")
         self._trans: z3.BoolRef | None = None
+        self._trans_at: dict[frozenset[int], z3.BoolRef] = {}
+        self._horizon: Horizon | None = None
         self._error: z3.BoolRef | None = None
         self._enabled: z3.BoolRef | None = None
         self._ok: dict[int, z3.BoolRef] = {}
@@ -680,37 +683,70 @@ class Encoding:
         n = len(self.prepared) + (1 if stutter else 0)
         return z3.ULT(act, n) if self.num.bv else z3.And(act >= 0, act < n)
 
-    def trans(self, stutter: bool = False) -> z3.BoolRef:
+    def trans(self, stutter: bool = False, depth: int | None = None) -> z3.BoolRef:
         """Template T(s, c, act, s'): one transition fires, guard true, no spec error.
 
-        With stutter, act may also be `self.stutter`: nothing changes."""
-        return z3.And(self.act_range(self.act, stutter), self._step())
+        With stutter, act may also be `self.stutter`: nothing changes. With a depth, s
+        is a state reached within that many steps and only the transitions that can fire
+        there are offered (`checker.horizon`): the same runs, a smaller formula."""
+        if depth is None:
+            return z3.And(self.act_range(self.act, stutter), self._step())
+        allowed = self.horizon().allowed(depth)
+        if len(allowed) == len(self.prepared):
+            return z3.And(self.act_range(self.act, stutter), self._step())
+        if allowed not in self._trans_at:
+            self._trans_at[allowed] = self._build_step(sorted(allowed))
+        acts = [self.act == i for i in sorted(allowed)]
+        if stutter:
+            acts.append(self.act == self.stutter)
+        return z3.And(z3.Or(*acts), self._trans_at[allowed])
+
+    def horizon(self) -> Horizon:
+        if self._horizon is None:
+            params = params_abstraction({}, self.ranges)
+            alts = [(p.t.pc_slot, p.t.pc_from, p.guard, p.updates) for p in self.prepared]
+            self._horizon = Horizon(initial(self.init_exprs, params),
+                                    [i.type for i in self.flat.slots], alts, params)
+        return self._horizon
 
     def _step(self) -> z3.BoolRef:
         if self._trans is None:
-            s, c, act = self.s, self.c, self.act
-            nxt: list[z3.ExprRef] = list(s)
-            parts = [self.choice_domain(c)]
-            for i in reversed(range(len(self.prepared))):
-                p = self.prepared[i]
-                t = p.t
-                g = self.tr.value(p.guard, s, c)
-                parts.append(z3.Implies(act == i, z3.And(s[t.pc_slot] == t.pc_from, g,
-                                                          self.ok(p, s, c))))
-                for slot, v in self._writes(p, s, c).items():
-                    nxt[slot] = z3.If(act == i, v, nxt[slot])
-            parts += [self.s2[i] == nxt[i] for i in range(len(s))]
-            self._trans = z3.And(*parts)
+            self._trans = self._build_step(range(len(self.prepared)))
         return self._trans
 
-    def error(self) -> z3.BoolRef:
-        """Template E(s, c): some transition at its label raises a spec error."""
+    def _build_step(self, indices: Iterable[int]) -> z3.BoolRef:
+        s, c, act = self.s, self.c, self.act
+        nxt: list[z3.ExprRef] = list(s)
+        parts = [self.choice_domain(c)]
+        for i in reversed(list(indices)):
+            p = self.prepared[i]
+            t = p.t
+            g = self.tr.value(p.guard, s, c)
+            parts.append(z3.Implies(act == i, z3.And(s[t.pc_slot] == t.pc_from, g,
+                                                      self.ok(p, s, c))))
+            for slot, v in self._writes(p, s, c).items():
+                nxt[slot] = z3.If(act == i, v, nxt[slot])
+        parts += [self.s2[i] == nxt[i] for i in range(len(s))]
+        return z3.And(*parts)
+
+    def error(self, depth: int | None = None) -> z3.BoolRef:
+        """Template E(s, c): some transition at its label raises a spec error.
+
+        With a depth, s is a state reached within that many steps: only the transitions
+        that may raise there are asked about (`Horizon.may_raise`)."""
+        if depth is not None:
+            which = self.horizon().may_raise(depth)
+            if len(which) < len(self.prepared):
+                return self._error_of(sorted(which))
         if self._error is None:
-            s, c = self.s, self.c
-            self._error = z3.Or(*[
-                z3.And(s[p.t.pc_slot] == p.t.pc_from, self.choice_domain(c, p.keys),
-                       z3.Not(self.ok(p, s, c))) for p in self.prepared])
+            self._error = self._error_of(range(len(self.prepared)))
         return self._error
+
+    def _error_of(self, indices: Iterable[int]) -> z3.BoolRef:
+        s, c = self.s, self.c
+        return z3.Or(*[z3.And(s[p.t.pc_slot] == p.t.pc_from, self.choice_domain(c, p.keys),
+                              z3.Not(self.ok(p, s, c)))
+                       for p in (self.prepared[i] for i in indices)])
 
     def enabled(self) -> z3.BoolRef:
         """Template: some transition's guard holds for some choice value (choices removed)."""

@@ -18,19 +18,19 @@ a proof of the explicit engine's semantics when errors are shown unreachable too
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterable
 
 import z3
 
 from checker.compile import SpecRuntimeError
-from checker.expr import Const, Expr, Slot, rebuild
+from checker.expr import Expr
 from checker.flat import Flat, instantiate
+from checker.movers import restrict_movers
 from checker.result import BOUNDED_OK, PROVED, UNKNOWN, VIOLATED, Result
 from checker.run import expected_text
 from checker.slicing import slice_flat
-from checker.smt import Choices, Encoding, prepare
+from checker.smt import Choices, Encoding
 from checker.smt_prove import (
     SPACER_REFUTED,
     StepPlan,
@@ -56,16 +56,20 @@ from checker.spec import Spec, SpecError
 
 
 SCHEDULE = (0, 1, 2, 4, 8)
+STRIDE = 4  # after the schedule, bounds grow by this much
 SHALLOW_SHARE = 0.2  # of the time left, for each bound of the schedule before the depth
+ERROR_SHARE = 0.05  # of the time left, to refute spec errors at a bound before the depth
 
 
 def schedule(depth: int) -> list[int]:
-    """Bounds of the successive "within k steps" queries: 0, 1, 2, 4, 8, then depth.
+    """Bounds of the successive "within k steps" queries: 0, 1, 2, 4, 8, 12, 16, ... depth.
 
     Refuting violations within k steps gets expensive fast with k on interleavings, while
-    finding one is cheap: after a few small bounds the next query goes to the full depth.
+    finding one is cheap: the bounds grow fast, and only by STRIDE once they are deep, so
+    a violation a little deeper than one bound is looked for before the next is far away.
     """
-    return [k for k in SCHEDULE if k < depth] + [depth]
+    deep = range(SCHEDULE[-1] + STRIDE, depth, STRIDE)
+    return [k for k in (*SCHEDULE, *deep) if k < depth] + [depth]
 
 
 def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: str,
@@ -91,19 +95,20 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
     prop_errors = [(g.name, enc.prop_error(g.name)) for g in goals
                    if not g.name.startswith(LEMMA) and g.formula is None]
     symb = f"; for all {describe_params(enc)}" if enc.symbolic else ""
-    done = -1  # every open goal holds in the runs of at most `done` steps
+    done = -1  # every open goal holds, and no step raises, in the runs of at most `done` steps
+    clean = -1  # every open goal holds in the runs of at most `clean` steps
     for k in schedule(depth):
         while u.depth < k:
             u.extend()
         s = u.states[k]
         ce = enc.choices(f"err{k}")
         bads = {name: z3.Not(enc.at(g.holds, s)) for name, g in open_.items()}
-        err = z3.Or(enc.at(enc.error(), s, ce), *[enc.at(e, s) for _, e in prop_errors]) \
-            if errors else z3.BoolVal(False)
         # a shallower bound gets a share of the time: if it is not refuted in time, a
         # violation may still be found deeper (and shortened as far as time allows)
-        r = u.check(budget if k == depth else budget.share(SHALLOW_SHARE),
-                    z3.Or(err, *bads.values()))
+        share = budget if k == depth else budget.share(SHALLOW_SHARE)
+        # violations first: finding one is cheap, while refuting spec errors within k
+        # steps (every update in its domain in every state) is a proof over all runs
+        r = u.check(share, z3.Or(*bads.values())) if bads else z3.unsat
         if r == z3.unknown:
             if k < depth:
                 continue
@@ -114,19 +119,22 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
                 if r == z3.sat:
                     assert u.model is not None
                     g = open_.pop(name)
-                    out[name] = _violation(enc, u, g, k, done, budget, source, shortest)
+                    out[name] = _violation(enc, u, g, k, clean, budget, source, shortest)
                 elif r == z3.unknown:
                     open_.pop(name)
-                    out[name] = Outcome(UNKNOWN, max(done, 0), "bmc",
+                    out[name] = Outcome(UNKNOWN, max(clean, 0), "bmc",
                                         f"solver gave up within {k} steps ({u.unknown}); no "
-                                        f"violation in runs of at most {done} steps")
+                                        f"violation in runs of at most {clean} steps")
             if not open_ and goals:
                 return out
-            if errors and not check_spec_errors(enc, u, k, ce, prop_errors, budget,
-                                                strict=False):
-                if k < depth:
-                    continue
-                break
+        else:
+            clean = k
+        if errors and not check_spec_errors(enc, u, k, ce, prop_errors, budget if k == depth
+                                            else budget.share(ERROR_SHARE, floor=1.0),
+                                            strict=False):
+            if k < depth:
+                continue
+            break
         done = k
         if k > 0 and open_:
             r = u.check(budget, u.acts[k - 1] != enc.stutter)
@@ -137,7 +145,13 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
                                         f"violates it{symb}")
                 return out
     for name in open_:
-        if done < depth:
+        if done < depth and clean > done:
+            out[name] = Outcome(UNKNOWN, max(done, 0), "bmc",
+                                f"no violation in runs of at most {clean} steps, but the solver "
+                                f"gave up on whether a step in them raises a spec error "
+                                f"({u.unknown})" + (f"; none raises in runs of at most {done}"
+                                                    if done >= 0 else ""))
+        elif done < depth:
             out[name] = Outcome(UNKNOWN, max(done, 0), "bmc",
                                 f"solver gave up ({u.unknown}); no violation in runs of at "
                                 f"most {done} steps" if done >= 0 else
@@ -180,7 +194,7 @@ def check_spec_errors(enc: Encoding, u: Unrolling, k: int, ce: Choices,
     True when no step raises; False when the solver gave up and not `strict` (strict:
     raise then too)."""
     s = u.states[k]
-    r = u.check(budget, enc.at(enc.error(), s, ce))
+    r = u.check(budget, enc.at(enc.error(depth=k), s, ce))
     if r == z3.sat:
         assert u.model is not None
         fail = enc.explain_error(u.model, s, ce)
@@ -347,59 +361,6 @@ def check_smt(spec: Spec, source: str, properties: list[str] | None = None, *,
     return results
 
 
-def restrict_movers(flat: Flat, movers: int, symbolic: Iterable[str] = (),
-                    first_steps: bool = True) -> tuple[Flat, str]:
-    """The spec where only instances 0..movers-1 of each process group move freely.
-
-    Every other instance keeps only the step alternatives from its initial label whose
-    guard can hold while its own pc and locals still have their initial values (its
-    first step; it never runs again unless that step returns to the initial label with
-    changed locals, when the kept alternatives may fire again - still steps of the
-    spec), or none without `first_steps` (invariants need no idle instance to move;
-    final properties and deadlocks need them to finish, e.g. padata helpers that find
-    no chunk left). The restricted spec's transitions are a subset of the spec's, with the same
-    initial state: each of its runs is a run of the spec, so a violation it has is one
-    of the spec; the converse does not hold. Returns (restricted flat, its description).
-    """
-    if movers < 1:
-        raise SpecError(f"spec {flat.spec.name}", "--movers must be at least 1")
-    sizes = {g.name: g.index.size for g in flat.spec.groups}
-    idle = {(g, k) for g, n in sizes.items() for k in range(movers, n)}
-    if not idle:
-        return flat, ""
-    init = flat.initial_state()
-    concrete = {n: v for n, v in flat.params.items() if n not in set(symbolic)}
-    own: dict[tuple[str, int], dict[int, int]] = {}
-    for g, k in idle:
-        slots = [flat.pc_slots[g][k]] + [base + k for base in flat.local_slots[g].values()]
-        own[(g, k)] = {j: init[j] for j in slots if isinstance(flat.init[j], Const)}
-    keep = []
-    for t in flat.transitions:
-        key = (t.group, t.instance)
-        if key not in idle:
-            keep.append(t)
-            continue
-        if not first_steps or t.pc_from != init[t.pc_slot]:
-            continue
-        vals = own[key]
-
-        def at_start(e: Expr, vals: dict[int, int] = vals) -> Expr | None:
-            if isinstance(e, Slot) and e.index in vals:
-                return Const(vals[e.index], e.sort)
-            return None
-
-        g = prepare(rebuild(t.guard, at_start), concrete)
-        if not (isinstance(g, Const) and not g.value):
-            keep.append(t)
-    names = sorted({f"{g}[{k}]" for g, k in idle}, key=lambda x: (x.split("[")[0],
-                                                                  int(x[x.index("[") + 1:-1])))
-    moving = ", ".join(f"{g}[0..{min(movers, n) - 1}]" for g, n in sizes.items())
-    what = (f"only {moving} move" + (f" freely and {_span(names)} take at most their "
-                                      "first step" if first_steps else "") +
-            f" (--movers {movers})")
-    return dataclasses.replace(flat, transitions=keep), what
-
-
 def _restricted(r: Result, restricted: str) -> None:
     """A restricted search (--movers) refutes nothing: only VIOLATED stands."""
     if not restricted:
@@ -411,12 +372,6 @@ def _restricted(r: Result, restricted: str) -> None:
     else:
         r.reason = f"searched only the runs where {restricted}" + (
             f"; {r.reason}" if r.reason else "")
-
-
-def _span(names: list[str]) -> str:
-    if len(names) <= 3:
-        return ", ".join(names)
-    return f"{names[0]} .. {names[-1]}"
 
 
 def _fill(r: Result, o: Outcome, symb: dict[str, list[int]], arith: str) -> None:

@@ -15,6 +15,7 @@ import z3
 from checker.compile import SpecRuntimeError
 from checker.expr import ChoiceRef, Const, Expr, SlotSelect, contains, evaluate, rebuild
 from checker.flat import Flat, Transition, slot_refs
+from checker.movers import Composite
 from checker.smt import Choices, Encoding, State
 from checker.smt_solve import Budget, SmtInternalError, new_solver, solve, why_unknown
 from checker.trace import Trace, TraceStep, decode_state, var_names
@@ -59,7 +60,8 @@ class Unrolling:
         c = enc.choices(f"{self.tag}c{k}")
         a = enc.act_var(f"{self.tag}act{k}")
         s2 = enc.state(f"{self.tag}{k + 1}")
-        self.formulas.append(enc.at(enc.trans(self.stutter), self.states[k], c, a, s2))
+        self.formulas.append(enc.at(enc.trans(self.stutter, depth=k), self.states[k], c, a,
+                                    s2))
         if self.stutter and k > 0:
             self.formulas.append(z3.Implies(self.acts[-1] == enc.stutter, a == enc.stutter))
         self.formulas += [enc.at(f, s2) for f in self.facts]
@@ -156,6 +158,7 @@ def make_trace(flat: Flat, source: str, states: list[tuple[int, ...]], moves: li
                params: Mapping[str, int], prop: str | None, kind: str,
                description: str) -> Trace:
     """A decoded run as the common Trace type (ITF, show, replay)."""
+    states, moves = expand(flat, states, moves, params)
     spec = flat.spec
     parameters = dict(spec.parameters)
     for n, v in params.items():
@@ -169,6 +172,31 @@ def make_trace(flat: Flat, source: str, states: list[tuple[int, ...]], moves: li
     return Trace(spec.name, source, spec.variant, parameters, var_names(flat),
                  [decode_state(flat, s) for s in states], steps, prop, kind, description,
                  extra=extra)
+
+
+def expand(flat: Flat, states: list[tuple[int, ...]], moves: list[Move],
+           params: Mapping[str, int]) -> tuple[list[tuple[int, ...]], list[Move]]:
+    """A decoded run with every Composite move replaced by its parts, one state each."""
+    p = flat.params | dict(params)
+    out_states, out_moves = [states[0]], []
+    for i, mv in enumerate(moves):
+        t = mv.transition
+        if not isinstance(t, Composite):
+            out_states.append(states[i + 1])
+            out_moves.append(mv)
+            continue
+        s = states[i]
+        for part in t.parts:
+            nxt = step_reference(flat, s, part, {}, p)
+            if nxt is None:
+                raise SmtInternalError(f"composite step {i + 1}: {part.process} "
+                                       f"{part.step.label} is not enabled")
+            out_states.append(nxt)
+            out_moves.append(Move(part, {}, {}))
+            s = nxt
+        if s != states[i + 1]:
+            raise SmtInternalError(f"composite step {i + 1}: its parts do not add up")
+    return out_states, out_moves
 
 
 def witness(flat: Flat, e: Expr | None, s: tuple[int, ...]) -> dict[str, Any]:
