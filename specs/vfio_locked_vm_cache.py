@@ -169,6 +169,7 @@ ABSTRACTIONS (why they hide no violation of these properties).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -1172,11 +1173,12 @@ class _Builder:
         control structure down so that an induction step cannot start from a state no run
         reaches: where each counter can be non-zero, that acc_pinned is what the working
         helpers and the completed, not yet undone chunks hold, that nfini counts the
-        finished helpers, that helpers work on distinct taken chunks. With them,
-        ``--engine smt --prove --slice`` proves no_leak, overaccount_bound and rlimit for
-        every cache size, limit and initial locked_vm (docs/smt.md). The explicit engine
-        checks every lemma in every state it explores. Atomic mmap_lock form only (the
-        rwsem form has other labels).
+        finished helpers, that helpers work on distinct taken chunks. With them and
+        ``need_lemmas`` (``"*"`` layouts), ``--engine smt --prove`` proves no_leak,
+        overaccount_bound, rlimit and no_spurious_enomem for every cache size, limit and
+        initial locked_vm (docs/smt.md). Every lemma holds in every state the explicit
+        engine reaches (tests/specs/test_vfio_locked_vm_cache.py explores with them).
+        Atomic mmap_lock form only (the rwsem form has other labels).
         """
         s, T, C, h, p, pool = self.s, self.T, self.C, self.h, self.p, self.pool
         assert pool is not None and self.drawn is not None
@@ -1250,6 +1252,50 @@ class _Builder:
         s.lemma("undo_starts_at_wait", Not(at(0, WORKING + ("wait",)))
                 | (self.undo_pos[0] == 0))
         s.lemma("undo_only_on_error", Not(at(0, ("padata_undo",))) | (self.error != OK))
+        if self.need is not None:
+            self.need_lemmas(at, held)
+
+    def need_lemmas(self, at: Callable[[Any, tuple[str, ...]], Expr],
+                    held: Callable[[Any], Expr]) -> None:
+        """fixed, ``"*"`` layouts: why a refill's -ENOMEM is never spurious.
+
+        -ENOMEM comes only from the refill, when the shared cache is empty and locked_vm
+        >= limit. Then ``charged_once`` gives locked_vm = initial + acc_pinned -
+        sum(bacc). The refilling helper holds a page that needs accounting: either still
+        in its batch (bacc >= 1, so locked_vm <= initial + acc_pinned - 1) or dropped
+        with the fresh single-page batch and remembered in ``head == N`` (decided, so in
+        ``need``, but no longer in acc_pinned). Since ``need`` counts every page decided
+        to need accounting once and never decreases, need >= acc_pinned + (helpers whose
+        head is N), so initial + need > limit either way. ``need_within_taken`` bounds
+        ``need`` by the taken chunks for the domain check of GUP's ``need += a``, as a sum
+        (like ``pins_within_taken``).
+        """
+        s, T, p = self.s, self.T, self.p
+        head, need = self.head, self.need
+        assert head is not None and need is not None
+        head_n = lambda t: ite(head[t] == "N", ONE, ZERO)  # noqa: E731
+        s.lemma("need_covers_pins", need >= self.acc_pinned + Sum(T, head_n),
+                "every pinned page that needs accounting was decided once (GUP adds it to "
+                "need and acc_pinned, a re-pinned head N page only to acc_pinned); unpins "
+                "lower acc_pinned only; a dropped page remembered as head N stays in need")
+        s.lemma("head_n_pending", AllOf(T, lambda t: (head[t] != "N") | (
+            (self.bsize[t] == 0) & (self.mapped[t] + self.pinned[t] < p.cp))),
+            "a page remembered as head N was dropped with its batch and is the next page "
+            "of the chunk")
+        s.lemma("need_within_taken", need + Sum(T, lambda t: ite(
+            at(t, IN_CALL), p.cp - held(t) - head_n(t), ZERO)) <= p.cp * self.position,
+            "the pages decided to need accounting lie in the taken chunks, and a helper "
+            "inside vfio_pin_pages_remote leaves room for those of its chunk it does not "
+            "hold yet (a failed call keeps its decided pages in need: its helper leaves "
+            "the call, and its room with it)")
+        s.lemma("empty_call_at_out_has_page", AllOf(T, lambda t: Not(at(t, ("out",))) | (
+            self.pinned[t] > 0) | (self.bacc[t] >= 1)),
+            "a call reaches out: with nothing pinned only when the cache was empty at a "
+            "page that needs accounting")
+        s.lemma("refill_has_page", AllOf(T, lambda t: Not(at(t, ("refill",))) | (
+            self.bacc[t] >= 1) | (head[t] == "N")),
+            "a helper refills for a page that needs accounting: in its batch, or dropped "
+            "with it and remembered as head N")
 
 
 def _all_zero(t: Any, locals_: tuple[Any, ...]) -> Expr:

@@ -5,11 +5,14 @@
 - with the cache size, RLIMIT_MEMLOCK and the initial locked_vm symbolic, a found
   violation names constants under which the explicit engine finds it too;
 - (slow) at the RFC's sizes the saved counterexample replays on the reference
-  semantics.
+  semantics;
+- `fixed`'s lemmas prove its four safety properties for every cache size, limit and
+  initial locked_vm, and each lemma about the ghost `need` is needed for that.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,9 @@ from checker.load import load_module
 from checker.result import VIOLATED
 from checker.run import check
 from checker.smt import Encoding
+from checker.smt_prove import Cti, full_plan, prove_inductive
 from checker.smt_run import check_smt
+from checker.smt_solve import Outcome, goals_of
 from checker.smt_unroll import step_reference
 from checker.spec import Spec
 from checker.trace import encode_state, load, save
@@ -122,13 +127,59 @@ def test_fixed_accounting_is_proved_for_every_cache_and_limit(granularity: str) 
     assert all("cone of influence" in r.reason for r in results)
 
 
+REAL_2 = {"granularity": "batch", "chunk_pages": 32768, "batch_pages": 512,
+          "cache_pages": 65536}
+ALL_FOUR = [*ACCOUNTING, "no_spurious_enomem"]
+NEED_LEMMAS = ("need_covers_pins", "head_n_pending", "need_within_taken",
+               "empty_call_at_out_has_page", "refill_has_page")
+
+
+def test_fixed_never_fails_spuriously_for_every_cache_and_limit() -> None:
+    """With the ghost `need`'s lemmas, no_spurious_enomem joins the inductive invariant:
+    two helpers at the RFC's chunk, batch and cache sizes, every cache size, limit and
+    initial locked_vm, unsliced (every slot tracked, so no domain is left to BMC)."""
+    results = check_smt(build(variant="fixed", **REAL_2), str(SPEC), ALL_FOUR, prove=True,
+                        symbolic=SYMBOLIC, max_seconds=60, depth=2)
+    assert {r.property: r.verdict for r in results} == dict.fromkeys(ALL_FOUR, "PROVED")
+    assert not any("cone of influence" in r.reason for r in results)
+
+
 @pytest.mark.slow
-def test_without_the_slice_the_ghost_counter_blocks_the_proof() -> None:
-    """`need` (read only by no_spurious_enomem) has no lemma bounding it: unsliced, the
-    induction step finds an unreachable state whose next GUP leaves its domain."""
-    results = check_smt(build(variant="fixed"), str(SPEC), ["overaccount_bound"], prove=True,
-                        symbolic=SYMBOLIC, max_seconds=20, depth=2)
-    assert results[0].verdict != "PROVED"
+def test_fixed_never_fails_spuriously_with_the_rfcs_16_helpers() -> None:
+    """The same four properties with 16 helpers: per-step induction, helper[2..15]
+    covered by the verified symmetry."""
+    spec = build(variant="fixed", threads=16, chunks=16, limit_pages=16 * 32768, **REAL_2)
+    results = check_smt(spec, str(SPEC), ALL_FOUR, prove=True, symbolic=SYMBOLIC,
+                        max_seconds=300, depth=2)
+    assert {r.property: r.verdict for r in results} == dict.fromkeys(ALL_FOUR, "PROVED")
+    assert all("verified symmetry" in r.reason for r in results)
+
+
+def houdini_without(lemma: str) -> tuple[dict[str, Outcome], dict[str, Cti]]:
+    """Houdini (per step alternative) on no_spurious_enomem and the lemmas but one."""
+    spec = build(variant="fixed", **REAL_2)
+    assert lemma in {lm.name for lm in spec.lemmas}
+    spec = dataclasses.replace(spec, lemmas=[lm for lm in spec.lemmas if lm.name != lemma])
+    enc = Encoding(instantiate(spec), SYMBOLIC, "int")
+    goals = goals_of(enc, ["no_spurious_enomem"], lemmas=True)
+    return prove_inductive(enc, goals, 60, full_plan(enc))
+
+
+@pytest.mark.parametrize("lemma", NEED_LEMMAS)
+def test_each_need_lemma_is_needed(lemma: str) -> None:
+    """Without any one of them the induction step fails (deterministically, no Spacer):
+    at the refill's -ENOMEM, which would set `spurious`, or, when nothing bounds `need`,
+    at a GUP whose `need += a` leaves need's domain (a spec error stops Houdini)."""
+    proved, ctis = houdini_without(lemma)
+    assert "no_spurious_enomem" not in proved
+    cti = ctis["no_spurious_enomem"].data
+    if lemma in ("head_n_pending", "need_within_taken"):
+        assert not proved
+        assert cti["step"]["label"] == "gup"
+        assert any("to need, outside its domain" in v for v in cti["violates"])
+    else:
+        assert cti["step"]["label"] == "refill"
+        assert "no_spurious_enomem" in cti["violates"]
 
 
 def test_a_violated_variant_is_not_proved_with_the_slice() -> None:

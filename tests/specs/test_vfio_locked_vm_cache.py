@@ -138,6 +138,39 @@ def test_batch_granularity_gives_the_page_verdicts() -> None:
         assert page == batch
 
 
+NEED_LEMMAS = {"need_covers_pins", "head_n_pending", "need_within_taken",
+               "empty_call_at_out_has_page", "refill_has_page"}
+
+
+def lemma_violations(**params: Any) -> dict[str, int]:
+    """Explore fixed with every property and every lemma checked in every state."""
+    spec = module().build(dict(params, variant="fixed"))
+    compiled = compile_flat(instantiate(spec))
+    assert set(compiled.flat.lemmas) >= NEED_LEMMAS
+    ex = explore(compiled, None, Limits(max_seconds=600), stop_when_all_violated=False)
+    assert ex.complete
+    return dict(ex.violations)
+
+
+@pytest.mark.parametrize("granularity", ["page", "batch"])
+def test_fixed_lemmas_hold_in_every_reachable_state(granularity: str) -> None:
+    """The SMT proofs assume fixed's lemmas; they must be true, not only inductive."""
+    assert lemma_violations(granularity=granularity) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [
+    dict(chunks=3), dict(chunks=3, granularity="batch"),
+    dict(threads=3, chunks=3, chunk_pages=1, cache_pages=2, batch_pages=1, limit_pages=3,
+         fatal_signal=False),
+    dict(threads=2, chunks=2, chunk_pages=3, cache_pages=2, batch_pages=2, limit_pages=5),
+    dict(threads=2, chunks=3, chunk_pages=2, cache_pages=3, batch_pages=3, limit_pages=3,
+         initial_locked=0, iommu_fail=False),
+])
+def test_fixed_lemmas_hold_beyond_the_gate(params: dict[str, Any]) -> None:
+    assert lemma_violations(**params) == {}
+
+
 def test_fixed_layout_reproduces_the_leak() -> None:
     # page 0 normal, page 1 faults: the draw for page 0 is never given back (seed)
     params = dict(layout="NFRR", fatal_signal=False, iommu_fail=False)
