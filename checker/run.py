@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.compile import Compiled, compile_flat
-from checker.explore import Exploration, Limits, Progress, explore, make_reductions
+from checker.explore import LEMMA, Exploration, Limits, Progress, explore, make_reductions
 from checker.flat import Flat, instantiate, slot_refs
 from checker.result import INCOMPLETE, PASS, VIOLATED, Result
 from checker.spec import Spec
@@ -46,8 +46,11 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
     reductions = make_reductions(compiled, names, symmetry=symmetry, por=por,
                                  lock_order=any(p.kind == "lock_order" for p in props),
                                  slice=slice)
-    ex = explore(compiled, names, limits or Limits(), progress, reductions=reductions,
-                 workers=workers, native=native)
+    # every property selected: the spec's lemmas are checked in every state too, unless a
+    # reduction chosen for the properties alone (symmetry, POR) could hide a violation
+    lemmas = list(flat.lemmas) if properties is None and not (symmetry or por) else []
+    ex = explore(compiled, None if lemmas else names, limits or Limits(), progress,
+                 reductions=reductions, workers=workers, native=native)
     st = ex.stats
     results = []
     for p in props:
@@ -68,6 +71,17 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
             r.extra["reductions"] = reductions.describe()
             r.extra["workers"] = ex.workers
             r.extra["native"] = native
+        results.append(r)
+    for name in lemmas:
+        r = Result(spec.name, source, spec.variant, dict(spec.parameters), LEMMA + name,
+                   "lemma", "explicit", PASS, PASS, st.states, st.transitions, st.depth,
+                   st.seconds, st.peak_memory_mib)
+        if LEMMA + name in ex.violations:
+            r.verdict = VIOLATED
+            r.trace = _trace(ex, ex.violations[LEMMA + name], source, LEMMA + name, "lemma",
+                             f"lemma {name} (a strengthening invariant for --prove)")
+        elif not ex.complete:
+            r.verdict, r.reason = INCOMPLETE, ex.stop_reason
         results.append(r)
     return Checked(spec, flat, compiled, ex, results)
 

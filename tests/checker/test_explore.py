@@ -91,3 +91,23 @@ def test_limits_give_incomplete_never_pass() -> None:
     t = check(counter(threads=4, rounds=3), "counter", limits=Limits(max_seconds=0.2))
     assert not t.exploration.complete
     assert all(x.verdict != PASS for x in t.results)
+
+
+def test_lemmas_are_checked_in_every_state_when_every_property_is() -> None:
+    """The spec's lemmas (strengthening invariants for --prove) are checked by the explicit
+    engine too: a false one is reported with its trace; a true one passes."""
+    from checker.spec import Property
+    from tests.checker.specs_smt_cache import build as cache
+
+    spec = cache(variant="split", threads=2, cache=1)
+    flat_names = [lm.name for lm in spec.lemmas]
+    exact = next(p for p in spec.properties if p.name == "exact")  # split breaks it
+    spec.lemmas.append(Property("exact_as_lemma", "invariant", exact.expr, "false in split"))
+    got = {r.property: r for r in check(spec, "smt_cache").results}
+    assert got["lemma:exact_as_lemma"].verdict == VIOLATED
+    assert got["lemma:exact_as_lemma"].trace is not None
+    assert all(got[f"lemma:{n}"].verdict == PASS for n in flat_names)
+    only = check(spec, "smt_cache", ["exact"]).results
+    assert [r.property for r in only] == ["exact"]
+    reduced = check(spec, "smt_cache", por=True).results
+    assert not [r for r in reduced if r.property.startswith("lemma:")]
