@@ -291,7 +291,9 @@ def maximize(enc: Encoding, ind: Encoding, e: Expr, depth: int, prove: bool, sec
         if cut:
             break
         ce = enc.choices(f"err{k}")
-        check_spec_errors(enc, u, k, ce, [], budget)
+        if not check_spec_errors(enc, u, k, ce, [], budget, strict=False):
+            cut = f"whether a step raises a spec error within {k} steps: {u.unknown}"
+            break
         reached = k
     trace = None
     if best_run is not None:

@@ -275,3 +275,21 @@ def test_query_is_a_verb_of_the_checker_cli(tmp_path: Path,
                      "--format", "json", "--trace-dir", str(tmp_path)])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["value"] == 2
+
+
+def test_query_that_cannot_exclude_spec_errors_is_unknown(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A solver that gives up on the spec-error check is an UNKNOWN with what was found,
+    not an error exit."""
+    import checker.query as query
+
+    calls = []
+
+    def gives_up(*args: object, **kwargs: object) -> bool:
+        calls.append(kwargs.get("strict"))
+        return len(calls) < 3
+
+    monkeypatch.setattr(query, "check_spec_errors", gives_up)
+    res = run_query(build(MUTEX, variant="naive"), str(MUTEX), "in_cs", depth=12)
+    assert res.verdict == UNKNOWN and res.value is not None
+    assert "spec error within 2 steps" in res.reason and calls == [False] * 3
