@@ -145,17 +145,14 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
                                         f"violates it{symb}")
                 return out
     for name in open_:
-        if done < depth and clean > done:
-            out[name] = Outcome(UNKNOWN, max(done, 0), "bmc",
-                                f"no violation in runs of at most {clean} steps, but the solver "
-                                f"gave up on whether a step in them raises a spec error "
-                                f"({u.unknown})" + (f"; none raises in runs of at most {done}"
-                                                    if done >= 0 else ""))
-        elif done < depth:
-            out[name] = Outcome(UNKNOWN, max(done, 0), "bmc",
-                                f"solver gave up ({u.unknown}); no violation in runs of at "
-                                f"most {done} steps" if done >= 0 else
-                                f"solver gave up on the initial states ({u.unknown})")
+        if done < depth:
+            why = (f"solver gave up ({u.unknown}); no violation in runs of at most {clean} "
+                   f"steps" if clean >= 0 else
+                   f"solver gave up on the initial states ({u.unknown})")
+            if clean > done:
+                why += (f"; no step raises a spec error in runs of at most {done}" if done >= 0
+                        else "; spec errors not excluded")
+            out[name] = Outcome(UNKNOWN, max(done, 0), "bmc", why)
         else:
             out[name] = Outcome(BOUNDED_OK, depth, "bmc",
                                 f"no violation in runs of at most {depth} steps{symb}")

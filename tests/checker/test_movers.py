@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from checker.compile import compile_flat
 from checker.expr import BOOL, INT, Const, Op, Slot, SlotSelect, evaluate
 from checker.flat import Flat, instantiate
@@ -13,7 +15,7 @@ from checker.movers import Composite, compose, restrict_movers
 from checker.result import VIOLATED
 from checker.smt_run import check_smt
 from checker.smt_unroll import step_reference
-from checker.trace import replay_on_spec
+from checker.trace import encode_state, replay_on_spec
 
 VFIO = Path(__file__).parents[2] / "specs" / "vfio_locked_vm_cache.py"
 
@@ -93,3 +95,30 @@ def test_violation_through_the_composite_is_shown_step_by_step() -> None:
     flat = instantiate(spec)
     states = replay_on_spec(compile_flat(flat), r.trace)
     assert not evaluate(flat.properties["no_leak"], states[-1], flat.params)
+
+
+REAL = {"granularity": "batch", "threads": 16, "chunks": 16, "chunk_pages": 32768,
+        "batch_pages": 512, "cache_pages": 65536, "limit_pages": 16 * 32768,
+        "initial_locked": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variant", "prop", "movers", "depth"), [
+    ("seed", "no_leak", 2, 12),
+    ("seed", "overaccount_bound", 2, 9),
+    ("upstream", "no_leak", 1, 12),
+])
+def test_violations_with_the_rfcs_16_helpers(variant: str, prop: str, movers: int,
+                                             depth: int) -> None:
+    """The RFC's sizes, cache, limit and initial locked_vm symbolic: the run found is one
+    of the full spec (re-executed on the reference semantics when decoded) and its last
+    state, under the constants z3 chose, violates the property."""
+    mod = load_module(VFIO)
+    spec = mod.build({"variant": variant, **REAL})
+    [r] = check_smt(spec, str(VFIO), [prop], depth=depth, movers=movers, max_seconds=300,
+                    symbolic=["cache_pages", "limit_pages", "initial_locked"])
+    assert r.verdict == VIOLATED and r.trace is not None
+    consts = r.trace.extra["constants"]
+    flat = instantiate(mod.build({"variant": variant, **REAL, **consts}))
+    last = encode_state(flat, r.trace.states[-1], "last state")
+    assert not evaluate(flat.properties[prop], last, flat.params)
