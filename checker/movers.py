@@ -114,7 +114,11 @@ def _done(flat: Flat, t: Transition) -> int:
 
 
 def compose(flat: Flat, parts: list[Transition], new_id: int) -> Composite | None:
-    """The sequential composition of choice-free, statically writing transitions."""
+    """The sequential composition of choice-free, statically writing transitions (None
+    for any other, or when a part reads an array an earlier part wrote)."""
+    if any(t.choices or not all(isinstance(tgt, Slot) for tgt, _ in t.updates)
+           for t in parts):
+        return None
     now: dict[int, Expr] = {}  # slot -> its value after the parts so far, over the start
 
     def read(e: Expr) -> Expr | None:
@@ -131,8 +135,10 @@ def compose(flat: Flat, parts: list[Transition], new_id: int) -> Composite | Non
         for t in parts:
             pc_type = flat.slots[t.pc_slot].type
             conds.append(rebuild(t.enabled(pc_type), read))
-            new = {tgt.index: rebuild(v, read) for tgt, v in t.updates
-                   if isinstance(tgt, Slot)}
+            new: dict[int, Expr] = {}
+            for tgt, v in t.updates:
+                assert isinstance(tgt, Slot)
+                new[tgt.index] = rebuild(v, read)
             now.update(new)
     except _NotComposable:
         return None
