@@ -271,7 +271,7 @@ class Horizon:
             return
         a = self.states[-1]
         new = list(a.values)
-        for i in self._enabled(a)[0]:
+        for i in self._allowed[len(self.states) - 1][0]:  # computed by _at before growing
             pc, label, _, updates = self.alts[i]
             for tgt, val in updates:
                 v = a.eval(val)

@@ -96,15 +96,19 @@ def finishing_together(flat: Flat, kept: list[Transition], idle: list[tuple[str,
     several candidates)."""
     parts = []
     for g, k in idle:
-        cands = [t for t in kept if (t.group, t.instance) == (g, k) and not t.choices
-                 and t.pc_to == _done(flat, t)
-                 and all(isinstance(tgt, Slot) for tgt, _ in t.updates)]
+        cands = [t for t in kept if (t.group, t.instance) == (g, k)
+                 and t.pc_to == _done(flat, t) and _composable(t)]
         if len(cands) != 1:
             return None
         parts.append(cands[0])
     if len(parts) < 2:
         return None
     return compose(flat, parts, new_id)
+
+
+def _composable(t: Transition) -> bool:
+    """Choice-free and writing only static slots: its updates substitute into a successor."""
+    return not t.choices and all(isinstance(tgt, Slot) for tgt, _ in t.updates)
 
 
 def _done(flat: Flat, t: Transition) -> int:
@@ -116,8 +120,7 @@ def _done(flat: Flat, t: Transition) -> int:
 def compose(flat: Flat, parts: list[Transition], new_id: int) -> Composite | None:
     """The sequential composition of choice-free, statically writing transitions (None
     for any other, or when a part reads an array an earlier part wrote)."""
-    if any(t.choices or not all(isinstance(tgt, Slot) for tgt, _ in t.updates)
-           for t in parts):
+    if not all(_composable(t) for t in parts):
         return None
     now: dict[int, Expr] = {}  # slot -> its value after the parts so far, over the start
 

@@ -52,11 +52,15 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
     ex = explore(compiled, None if lemmas else names, limits or Limits(), progress,
                  reductions=reductions, workers=workers, native=native)
     st = ex.stats
+
+    def row(name: str, kind: str, expected: str | None) -> Result:
+        return Result(spec.name, source, spec.variant, dict(spec.parameters), name, kind,
+                      "explicit", expected, PASS, st.states, st.transitions, st.depth,
+                      st.seconds, st.peak_memory_mib)
+
     results = []
     for p in props:
-        r = Result(spec.name, source, spec.variant, dict(spec.parameters), p.name, p.kind,
-                   "explicit", expected_text(spec, p.name), PASS, st.states, st.transitions,
-                   st.depth, st.seconds, st.peak_memory_mib)
+        r = row(p.name, p.kind, expected_text(spec, p.name))
         if p.kind == "lock_order":
             _lock_order(ex, r, source)
         elif p.name in ex.violations:
@@ -73,9 +77,7 @@ def check(spec: Spec, source: str, properties: list[str] | None = None,
             r.extra["native"] = native
         results.append(r)
     for name in lemmas:
-        r = Result(spec.name, source, spec.variant, dict(spec.parameters), LEMMA + name,
-                   "lemma", "explicit", PASS, PASS, st.states, st.transitions, st.depth,
-                   st.seconds, st.peak_memory_mib)
+        r = row(LEMMA + name, "lemma", PASS)
         if LEMMA + name in ex.violations:
             r.verdict = VIOLATED
             r.trace = _trace(ex, ex.violations[LEMMA + name], source, LEMMA + name, "lemma",

@@ -563,7 +563,7 @@ class Encoding:
         self._horizon: Horizon | None = None
         self._error: z3.BoolRef | None = None
         self._enabled: z3.BoolRef | None = None
-        self._ok: dict[int, z3.BoolRef] = {}
+        self._alts: dict[int, tuple[z3.BoolRef, z3.BoolRef, dict[int, z3.ExprRef]]] = {}
 
     def _all_exprs(self) -> list[Expr]:
         out = list(self.init_exprs) + [self.finished_expr] + list(self.lemmas.values())
@@ -714,17 +714,26 @@ class Encoding:
             self._trans = self._build_step(range(len(self.prepared)))
         return self._trans
 
+    def _alt(self, i: int) -> tuple[z3.BoolRef, z3.BoolRef, dict[int, z3.ExprRef]]:
+        """Alternative i over the template vectors: guard, no-error condition, writes.
+
+        Translated once and shared by the templates of every depth (`trans`, `error`)."""
+        hit = self._alts.get(i)
+        if hit is None:
+            p, s, c = self.prepared[i], self.s, self.c
+            hit = (self.tr.value(p.guard, s, c), self.ok(p, s, c), self._writes(p, s, c))
+            self._alts[i] = hit
+        return hit
+
     def _build_step(self, indices: Iterable[int]) -> z3.BoolRef:
         s, c, act = self.s, self.c, self.act
         nxt: list[z3.ExprRef] = list(s)
         parts = [self.choice_domain(c)]
         for i in reversed(list(indices)):
-            p = self.prepared[i]
-            t = p.t
-            g = self.tr.value(p.guard, s, c)
-            parts.append(z3.Implies(act == i, z3.And(s[t.pc_slot] == t.pc_from, g,
-                                                      self.ok(p, s, c))))
-            for slot, v in self._writes(p, s, c).items():
+            t = self.prepared[i].t
+            g, ok, writes = self._alt(i)
+            parts.append(z3.Implies(act == i, z3.And(s[t.pc_slot] == t.pc_from, g, ok)))
+            for slot, v in writes.items():
                 nxt[slot] = z3.If(act == i, v, nxt[slot])
         parts += [self.s2[i] == nxt[i] for i in range(len(s))]
         return z3.And(*parts)
@@ -745,8 +754,8 @@ class Encoding:
     def _error_of(self, indices: Iterable[int]) -> z3.BoolRef:
         s, c = self.s, self.c
         return z3.Or(*[z3.And(s[p.t.pc_slot] == p.t.pc_from, self.choice_domain(c, p.keys),
-                              z3.Not(self.ok(p, s, c)))
-                       for p in (self.prepared[i] for i in indices)])
+                              z3.Not(self._alt(i)[1]))
+                       for i, p in ((i, self.prepared[i]) for i in indices)])
 
     def enabled(self) -> z3.BoolRef:
         """Template: some transition's guard holds for some choice value (choices removed)."""

@@ -77,10 +77,11 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
         shortest: bool = True) -> dict[str, Outcome]:
     """Check every goal in the runs of at most `depth` steps.
 
-    Queries ask for a violation within k steps (a stuttering unrolling) for k = 0, 1, 2,
-    4, ... depth: violations, which are satisfiable queries, are found without first
-    refuting every shallower depth one by one. A violation found within k is shortened by
-    binary search (shortest=True), so traces are shortest like the explicit engine's.
+    Queries ask for a violation within k steps (a stuttering unrolling) for the bounds of
+    `schedule(depth)`: violations, which are satisfiable queries, are found without first
+    refuting every shallower depth one by one; spec errors within k are refuted after.
+    A violation found within k is shortened by binary search (shortest=True), so traces
+    are shortest like the explicit engine's.
     Spec errors (a step assigning outside a domain, an index out of range) raise
     SpecRuntimeError, as in the explicit engine (errors=False: proved unreachable). `facts`
     are goals already proved invariant: assuming them in every state loses no run.

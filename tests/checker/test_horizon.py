@@ -60,9 +60,8 @@ def assert_sound(spec: Spec, depth: int) -> None:
     enc = Encoding(flat)
     h = enc.horizon()
     for k, states in enumerate(within(flat, depth)):
-        h.allowed(k)
-        abstract = h.states[min(k, len(h.states) - 1)]
         allowed = h.allowed(k)
+        abstract = h.states[min(k, len(h.states) - 1)]
         for s in states:
             for j, v in enumerate(s):
                 assert contains(abstract.values[j], v), (k, flat.slots[j].name, v)
