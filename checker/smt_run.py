@@ -128,8 +128,7 @@ def bmc(enc: Encoding, goals: list[Goal], depth: int, budget: Budget, source: st
                                         f"violation in runs of at most {clean} steps")
             if not open_ and goals:
                 return out
-        else:
-            clean = k
+        clean = k  # the goals still open (violated and undecided ones left) hold within k
         if errors and not check_spec_errors(enc, u, k, ce, prop_errors, budget if k == depth
                                             else budget.share(ERROR_SHARE, floor=1.0),
                                             strict=False):

@@ -293,3 +293,28 @@ def test_query_that_cannot_exclude_spec_errors_is_unknown(monkeypatch: pytest.Mo
     res = run_query(build(MUTEX, variant="naive"), str(MUTEX), "in_cs", depth=12)
     assert res.verdict == UNKNOWN and res.value is not None
     assert "spec error within 2 steps" in res.reason and calls == [False] * 3
+
+
+def test_bounds_grow_by_four_after_eight() -> None:
+    from checker.smt_run import schedule
+
+    assert schedule(3) == [0, 1, 2, 3]
+    assert schedule(8) == [0, 1, 2, 4, 8]
+    assert schedule(22) == [0, 1, 2, 4, 8, 12, 16, 20, 22]
+
+
+def test_violation_is_reported_when_spec_errors_cannot_be_excluded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Violations are looked for before spec errors are refuted: a solver that gives up on
+    the error check still yields the violation, and a property that holds is UNKNOWN with
+    how far each search got, never BOUNDED-OK."""
+    import checker.smt_run as smt_run
+    from checker.smt_run import check_smt
+
+    monkeypatch.setattr(smt_run, "check_spec_errors", lambda *a, **k: False)
+    spec = build(MUTEX, variant="naive")
+    got = {r.property: r for r in check_smt(spec, str(MUTEX), depth=8)}
+    assert got["mutual_exclusion"].verdict == VIOLATED
+    assert got["all_left"].verdict == UNKNOWN
+    assert "no violation in runs of at most 8 steps" in got["all_left"].reason
+    assert "spec errors not excluded" in got["all_left"].reason
